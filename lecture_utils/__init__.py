@@ -1,0 +1,32 @@
+"""lecture_utils: the computation behind the lecture "Explaining CNNs: Early Methods".
+
+Import it as ``import lecture_utils as lu``; every notebook does. One module per idea:
+
+=================== ==========================================================
+``device``          where to compute (CUDA, MPS, CPU) and seeding
+``models``          pretrained classifiers with matching preprocessing
+``images``          sample photographs and image loading
+``layers``          layers by dotted name; reading activations
+``targets``         what to explain: a class score or a neuron
+``priors``          image priors (L2, jitter, blur, clamp, ...)
+``parametrisation`` pixels or a decorrelated Fourier spectrum
+``synthesis``       backprop to the image: class models, neuron pictures
+``localisation``    GrabCut object masks from saliency
+``display``         images, heat maps, grids, curves
+``widgets``         the notebooks' interactive panels
+=================== ==========================================================
+"""
+
+from . import priors
+from .device import pick_device, seed_everything
+from .display import normalize_gradient, plot_history, show, show_grid, to_png
+from .images import SAMPLE_NAMES, load_image, sample_image, sample_images
+from .layers import activations, get_layer, record
+from .localisation import GrabCutResult, box_iou, grabcut_from_saliency, mask_iou
+from .models import DEFAULT_MODEL, Classifier, Prediction, available_models, load_model
+from .parametrisation import FourierImage, PixelImage
+from .synthesis import RECIPES, Recipe, SynthesisResult, synthesize, visualize_class, visualize_neuron
+from .targets import ClassTarget, Neuron, channel_count, resolve_target, resolve_targets
+from . import widgets  # noqa: E402  (imports ipywidgets; after the computation modules)
+
+__version__ = "0.1.0"

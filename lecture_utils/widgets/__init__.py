@@ -1,0 +1,9 @@
+"""Interactive panels for the notebooks: one function per panel, each returning an ipywidgets box.
+
+Panels only gather settings and draw; every computation is a call into the
+rest of ``lecture_utils``, exactly as the notebook's own cells make it.
+"""
+
+from .synthesis import class_model_panel, neuron_panel
+
+__all__ = ["class_model_panel", "neuron_panel"]

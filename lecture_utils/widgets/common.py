@@ -1,0 +1,98 @@
+"""Pieces every panel shares: sliders for λ and the step size, a run button with a live
+preview, a status line and a loss curve."""
+
+from __future__ import annotations
+
+import io
+
+import ipywidgets as W
+import numpy as np
+
+from ..display import to_png
+
+STYLE = {"description_width": "110px"}
+LAYOUT = W.Layout(width="420px")
+
+
+def lambda_slider(value: float, description: str = "λ (L2 prior)") -> W.FloatLogSlider:
+    """A log-scale slider for a penalty weight λ, from 1e-7 to 1."""
+    return W.FloatLogSlider(value=max(value, 1e-7), base=10, min=-7, max=0, step=0.1,
+                            description=description, readout_format=".1e", style=STYLE,
+                            layout=LAYOUT, continuous_update=False)
+
+
+def step_size_slider(value: float) -> W.FloatLogSlider:
+    """A log-scale slider for the step size (learning rate), from 1e-3 to 10."""
+    return W.FloatLogSlider(value=value, base=10, min=-3, max=1, step=0.1,
+                            description="step size", readout_format=".3g", style=STYLE,
+                            layout=LAYOUT, continuous_update=False)
+
+
+def steps_slider(value: int, max_steps: int = 512) -> W.IntSlider:
+    """How many optimisation steps to run."""
+    return W.IntSlider(value=value, min=8, max=max_steps, step=8, description="steps",
+                       style=STYLE, layout=LAYOUT, continuous_update=False)
+
+
+def curve_png(history: dict[str, list[float]], title: str) -> bytes:
+    """The loss curves as PNG bytes (matplotlib's object API: no global pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2, 2.6), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, values in history.items():
+        ax.plot(np.arange(1, len(values) + 1), values, label=name)
+    ax.set_xlabel("step")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if history:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+class RunArea:
+    """A run button, a status line, a live preview image and a loss curve."""
+
+    def __init__(self, label: str = "Run", size: int = 224) -> None:
+        self.button = W.Button(description=label, button_style="primary", icon="play")
+        self.status = W.HTML(value="<i>Press run.</i>")
+        blank = np.full((size, size, 3), 0.5)
+        self.preview = W.Image(value=to_png(blank), format="png", width=size, height=size)
+        self.curve = W.Image(value=curve_png({}, "objective"), format="png")
+        self.error = W.Output()
+
+    def live(self, step: int, images: np.ndarray, history: dict) -> None:
+        """A synthesis callback: show the first image and the curves so far."""
+        self.preview.value = to_png(images[0])
+        self.curve.value = curve_png(history, "objective")
+        self.status.value = f"step {step}: score {history['score'][-1]:.2f}"
+
+    def box(self, controls: list) -> W.Widget:
+        return W.HBox([
+            W.VBox([*controls, W.HBox([self.button, self.status]), self.error]),
+            W.VBox([self.preview]),
+            W.VBox([self.curve]),
+        ])
+
+    def on_run(self, action) -> None:
+        """Call ``action()`` on a click, with the button disabled and errors shown, not lost."""
+
+        def handler(_button):
+            self.button.disabled = True
+            self.error.clear_output()
+            try:
+                action()
+            except (ValueError, KeyError, TypeError) as err:  # a bad setting: say what to fix
+                self.status.value = f"<b style='color:#b00'>{err}</b>"
+            except Exception:
+                with self.error:
+                    raise
+            finally:
+                self.button.disabled = False
+
+        self.button.on_click(handler)
