@@ -10,6 +10,7 @@ Import it as ``import lecture_utils as lu``; every notebook does. One module per
 ``targets``         what to explain: a class score or a neuron
 ``priors``          image priors (L2, jitter, blur, clamp, ...)
 ``parametrisation`` pixels or a decorrelated Fourier spectrum
+``relu_rules``      the backward rule through ReLU: backprop, deconvnet, guided
 ``synthesis``       backprop to the image: class models, neuron pictures
 ``localisation``    GrabCut object masks from saliency
 ``display``         images, heat maps, grids, curves
@@ -25,7 +26,10 @@ from .layers import activations, get_layer, record
 from .localisation import GrabCutResult, box_iou, grabcut_from_saliency, mask_iou
 from .models import DEFAULT_MODEL, Classifier, Prediction, available_models, load_model
 from .parametrisation import FourierImage, PixelImage
-from .synthesis import RECIPES, Recipe, SynthesisResult, synthesize, visualize_class, visualize_neuron
+from .relu_rules import RULES, count_relu_calls, relu_rule
+from .synthesis import (
+    RECIPES, Recipe, SynthesisResult, blur_robustness, synthesize, visualize_class, visualize_neuron,
+)
 from .targets import ClassTarget, Neuron, channel_count, resolve_target, resolve_targets
 from . import widgets  # noqa: E402  (imports ipywidgets; after the computation modules)
 

@@ -133,3 +133,13 @@ def test_training_mode_is_put_back(clf):
         assert not clf.net.training
     finally:
         clf.net.eval()
+
+
+def test_blur_robustness_starts_from_the_result_probabilities(clf):
+    result = lu.visualize_class(clf, ["lemon", "goldfish"], "plain", steps=10, progress=False)
+    table = lu.blur_robustness(clf, result, sigmas=(0, 3))
+    assert table.shape == (2, 2)
+    assert np.allclose(table[0], result.probabilities, atol=1e-5)
+    neuron = lu.visualize_neuron(clf, "blocks.1:1", steps=1, progress=False)
+    with pytest.raises(ValueError, match="class models"):
+        lu.blur_robustness(clf, neuron)
