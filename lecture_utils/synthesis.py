@@ -125,7 +125,8 @@ def _resolve_recipe(recipe: str | Recipe, overrides: dict) -> Recipe:
     unknown = set(overrides) - set(Recipe.__dataclass_fields__)
     if unknown:
         raise TypeError(
-            f"Unknown setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(Recipe.__dataclass_fields__)}."
+            f"Unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"valid: {', '.join(Recipe.__dataclass_fields__)}."
         )
     return replace(recipe, **{k: v for k, v in overrides.items() if v is not None}).validated()
 

@@ -140,7 +140,9 @@ def _neuron_score(act: torch.Tensor, neuron: Neuron, row: int) -> torch.Tensor:
     if act.dim() == 2:  # a fully connected layer: (N, C)
         act = act[:, :, None, None]
     if act.dim() != 4:
-        raise ValueError(f"Layer {neuron.layer!r} outputs shape {tuple(act.shape)}; pick a conv or linear layer.")
+        raise ValueError(
+            f"Layer {neuron.layer!r} outputs shape {tuple(act.shape)}; pick a conv or linear layer."
+        )
     channels, height, width = act.shape[1:]
     if neuron.channel >= channels:
         raise ValueError(

@@ -58,25 +58,26 @@ def curve_png(history: dict[str, list[float]], title: str) -> bytes:
 class RunArea:
     """A run button, a status line, a live preview image and a loss curve."""
 
-    def __init__(self, label: str = "Run", size: int = 224) -> None:
+    def __init__(self, label: str = "Run", size: int = 224, curve: bool = True) -> None:
         self.button = W.Button(description=label, button_style="primary", icon="play")
         self.status = W.HTML(value="<i>Press run.</i>")
         blank = np.full((size, size, 3), 0.5)
         self.preview = W.Image(value=to_png(blank), format="png", width=size, height=size)
-        self.curve = W.Image(value=curve_png({}, "objective"), format="png")
+        self.curve = W.Image(value=curve_png({}, "objective"), format="png") if curve else None
         self.error = W.Output()
 
     def live(self, step: int, images: np.ndarray, history: dict) -> None:
         """A synthesis callback: show the first image and the curves so far."""
         self.preview.value = to_png(images[0])
-        self.curve.value = curve_png(history, "objective")
+        if self.curve is not None:
+            self.curve.value = curve_png(history, "objective")
         self.status.value = f"step {step}: score {history['score'][-1]:.2f}"
 
     def box(self, controls: list) -> W.Widget:
         return W.HBox([
             W.VBox([*controls, W.HBox([self.button, self.status]), self.error]),
             W.VBox([self.preview]),
-            W.VBox([self.curve]),
+            *([W.VBox([self.curve])] if self.curve is not None else []),
         ])
 
     def on_run(self, action) -> None:
