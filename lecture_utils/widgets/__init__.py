@@ -4,6 +4,7 @@ Panels only gather settings and draw; every computation is a call into the
 rest of ``lecture_utils``, exactly as the notebook's own cells make it.
 """
 
+from .guided import guided_panel
 from .synthesis import class_model_panel, neuron_panel
 
-__all__ = ["class_model_panel", "neuron_panel"]
+__all__ = ["class_model_panel", "guided_panel", "neuron_panel"]
