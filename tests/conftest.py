@@ -41,3 +41,17 @@ def hooks_left(net: nn.Module) -> list[str]:
         if "forward" in vars(module):
             left.append(f"{name or '<root>'}.forward patched")
     return left
+
+
+def find_widgets(widget, cls, description=None) -> list:
+    """All widgets of type ``cls`` inside ``widget`` (depth first), optionally by description."""
+    found = []
+
+    def walk(w):
+        if isinstance(w, cls) and (description is None or getattr(w, "description", None) == description):
+            found.append(w)
+        for child in getattr(w, "children", ()):
+            walk(child)
+
+    walk(widget)
+    return found

@@ -8,7 +8,7 @@ from torch import nn
 
 import lecture_utils as lu
 from lecture_utils import sanity
-from tests.conftest import hooks_left
+from tests.conftest import find_widgets, hooks_left
 
 # A hand-set ReLU classifier on (1, 3, 2, 2) inputs: z = W1 x + b1, f = relu(z), S = W2 f.
 W1 = torch.zeros(3, 12)
@@ -138,24 +138,8 @@ def test_guided_panel_draws_a_map(clf):
     import ipywidgets as W
 
     panel = lu.widgets.guided_panel(clf, image="coffee", layer="blocks.3", channel=5)
-    images = []
-
-    def walk(w):
-        if isinstance(w, W.Image):
-            images.append(w)
-        for child in getattr(w, "children", ()):
-            walk(child)
-
-    walk(panel)
-    buttons = []
-
-    def walk_buttons(w):
-        if isinstance(w, W.Button):
-            buttons.append(w)
-        for child in getattr(w, "children", ()):
-            walk_buttons(child)
-
-    walk_buttons(panel)
+    images = find_widgets(panel, W.Image)
+    (button,) = find_widgets(panel, W.Button)
     before = images[0].value
-    buttons[0].click()
+    button.click()
     assert images[0].value != before and images[-1].value

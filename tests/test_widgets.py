@@ -3,19 +3,7 @@
 import pytest
 
 import lecture_utils as lu
-
-
-def _find(widget, cls, description=None):
-    found = []
-
-    def walk(w):
-        if isinstance(w, cls) and (description is None or getattr(w, "description", None) == description):
-            found.append(w)
-        for child in getattr(w, "children", ()):
-            walk(child)
-
-    walk(widget)
-    return found
+from tests.conftest import find_widgets as _find
 
 
 def test_class_panel_runs_and_updates_the_preview(clf):
