@@ -15,6 +15,7 @@ Import it as ``import lecture_utils as lu``; every notebook does. One module per
 ``synthesis``       backprop to the image: class models, neuron pictures
 ``localisation``    GrabCut object masks from saliency
 ``sanity``          cascading randomisation (Adebayo et al. 2018)
+``composites``      objects pasted at known places; the pointing game
 ``display``         images, heat maps, grids, curves
 ``widgets``         the notebooks' interactive panels
 =================== ==========================================================
@@ -32,6 +33,7 @@ from .attribution import (
     saliency_map,
     smooth_grad,
 )
+from .composites import Composite, compose, make_composites, pointing_game, show_localisation
 from .device import pick_device, seed_everything
 from .display import normalize_gradient, plot_history, show, show_grid, to_png
 from .images import SAMPLE_NAMES, load_image, sample_image, sample_images
