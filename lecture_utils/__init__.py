@@ -13,6 +13,7 @@ Import it as ``import lecture_utils as lu``; every notebook does. One module per
 ``parametrisation`` pixels or a decorrelated Fourier spectrum
 ``relu_rules``      the backward rule through ReLU: backprop, deconvnet, guided
 ``synthesis``       backprop to the image: class models, neuron pictures
+``inversion``       reconstruction of an image from its code (Mahendran & Vedaldi)
 ``localisation``    GrabCut object masks from saliency
 ``sanity``          cascading randomisation (Adebayo et al. 2018)
 ``composites``      objects pasted at known places; the pointing game
@@ -37,6 +38,7 @@ from .composites import Composite, compose, make_composites, pointing_game, show
 from .device import pick_device, seed_everything
 from .display import normalize_gradient, plot_history, show, show_grid, to_png
 from .images import SAMPLE_NAMES, load_image, sample_image, sample_images
+from .inversion import LOGITS, InversionResult, InversionSettings, code_of, invert
 from .layers import activations, get_layer, record
 from .localisation import GrabCutResult, box_iou, grabcut_from_saliency, mask_iou
 from .models import DEFAULT_MODEL, Classifier, Prediction, available_models, load_model

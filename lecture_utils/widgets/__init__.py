@@ -5,7 +5,11 @@ rest of ``lecture_utils``, exactly as the notebook's own cells make it.
 """
 
 from .guided import guided_panel
+from .inversion import inversion_panel
 from .saliency import grabcut_panel, saliency_panel
 from .synthesis import class_model_panel, neuron_panel
 
-__all__ = ["class_model_panel", "grabcut_panel", "guided_panel", "neuron_panel", "saliency_panel"]
+__all__ = [
+    "class_model_panel", "grabcut_panel", "guided_panel", "inversion_panel", "neuron_panel",
+    "saliency_panel",
+]
