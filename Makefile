@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv lab test lint format clean
+.PHONY: venv lab test lint format clean lecture exercises autograder grade
 
 # (Re)install when pyproject.toml changes; the stamp records a finished install.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[test,dev]"
+	$(BIN)/python -m pip install -e ".[test,dev,grading]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -20,6 +20,32 @@ lab: venv
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Execute the notebooks headless into build/: HTML pages, reveal.js slides, index.html.
+# `make lecture NOTEBOOKS=notebooks/05_guided_backprop.ipynb` builds one; LECTURE_DIR moves build/.
+NOTEBOOKS   ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+LECTURE_DIR ?= build
+
+lecture: venv
+	$(BIN)/python tools/build_lecture.py --out $(LECTURE_DIR) $(NOTEBOOKS)
+
+# Exercises from one source (tools/grading.py): otter assign solutions/NN_*.ipynb, then
+# exercises/ (student notebooks, committed) and autograder/NN_*.zip (generated, ignored).
+# `make grade SUBMISSIONS=folder` grades every notebook in it into grades.csv (GRADES moves it).
+SUBMISSIONS   ?=
+GRADES        ?= grades.csv
+GRADE_TIMEOUT ?= 600
+GRADE_JOBS    ?= 2
+
+exercises: venv
+	$(BIN)/python tools/grading.py assign
+
+autograder: exercises
+
+grade: venv
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=folder-of-notebooks" && false)
+	@test -n "$$(ls autograder/*.zip 2>/dev/null)" || $(MAKE) autograder
+	$(BIN)/python tools/grading.py grade "$(SUBMISSIONS)" --out "$(GRADES)" --timeout $(GRADE_TIMEOUT) --jobs $(GRADE_JOBS) --logs grading-logs
 
 lint: venv
 	$(BIN)/ruff check lecture_utils tests notebooks

@@ -1,0 +1,199 @@
+"""Exercises and solutions from one source (otter-grader's assign format, tools/grading.py).
+
+- every solution scores full marks; every untouched exercise runs and scores zero;
+- each known mistake, made in a copy of a solution, fails the hidden case written for it;
+- exercises/ is what `make exercises` generates from solutions/ (regenerated here and compared).
+
+The score checks run the notebooks' own test cases in-process (fast); tests/test_grading.py
+grades real notebooks with `otter run`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("lecture_grading", ROOT / "tools" / "grading.py")
+grading = importlib.util.module_from_spec(_spec)
+sys.modules["lecture_grading"] = grading
+_spec.loader.exec_module(grading)
+
+NAMES = grading.exercise_names()
+
+
+def _master(name: str) -> grading.Master:
+    return grading.read_master(ROOT / "solutions" / f"{name}.ipynb")
+
+
+def _solution_cells(master: grading.Master, replace: tuple[str, str, str] | None = None) -> list[str]:
+    """Set-up and solution cells; ``replace=(question, old, new)`` makes a mistake in one answer."""
+    cells = []
+    for question, sources in master.solutions.items():
+        for source in sources:
+            if replace and replace[0] == question:
+                count = sum(s.count(replace[1]) for s in sources)
+                assert count == 1, f"{replace[1]!r} occurs {count} times in {master.name} {question}"
+                source = source.replace(replace[1], replace[2])
+            cells.append(source)
+    return master.setup + cells
+
+
+def test_one_exercise_per_lecture_notebook():
+    lecture = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert NAMES == lecture
+    assert sorted(p.stem for p in (ROOT / "exercises").glob("*.ipynb")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solution_scores_full_marks(name):
+    master = _master(name)
+    assert master.tests and all(master.solutions.values())
+    results = grading.check(master, _solution_cells(master))
+    assert {case: why for case, why in results.items() if why} == {}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_untouched_exercise_scores_zero(name):
+    master = _master(name)
+    setup, answers = grading.student_answers(ROOT / "exercises" / f"{name}.ipynb")
+    assert len(answers) == len(master.solutions)
+    results = grading.check(master, setup + answers)
+    passed = [case for case, why in results.items() if why is None]
+    assert passed == [], f"untouched stubs pass {passed}: make those tests check the answer"
+    assert grading.score(master, results)[0] == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_question_has_public_and_hidden_cases(name):
+    master = _master(name)
+    for question in master.solutions:
+        cases = [c for c in master.tests if c.question == question]
+        assert any(not c.hidden for c in cases), f"{name} {question}: no public test"
+        assert any(c.hidden for c in cases), f"{name} {question}: no hidden test"
+        assert all(c.message for c in cases), f"{name} {question}: a test case without failure_message"
+    manual = [q for q in grading.questions(ROOT / "solutions" / f"{name}.ipynb") if q.manual]
+    assert manual, f"{name}: no written question graded by hand"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_student_notebook_has_no_solutions_outputs_or_hidden_tests(name):
+    master = _master(name)
+    nb = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
+    text = json.dumps(nb)
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+    assert nb.metadata["otter"]["assignment_name"] == name  # otter finds the notebook by name
+    assert f'otter.Notebook("{name}.ipynb")' in nb.cells[0].source
+    stored = "\n".join(nb.metadata["otter"]["tests"].values())
+    for case in master.tests:
+        assert (f"def {case.name}(" in stored) == (not case.hidden), case.name
+    # the solutions' bodies are gone: no line of a solution (beyond its def line and
+    # docstring) is left in any answer cell
+    _, answers = grading.student_answers(ROOT / "exercises" / f"{name}.ipynb")
+    for sources in master.solutions.values():
+        solution = sources[0]
+        body = solution.split('"""')[-1] if '"""' in solution else solution
+        lines = [ln.strip() for ln in body.splitlines() if ln.strip() and "SOLUTION" not in ln]
+        for answer in answers:
+            assert not any(ln in answer for ln in lines if len(ln) > 12), f"solution left in {name}"
+
+
+# (exercise, question, text in the solution, the mistake, the hidden case that must catch it)
+MISTAKES = [
+    ("01_backprop_to_image", "q1", "objective = model(x)[0, c] - l2 * x.pow(2).sum()",
+     "scores = model(x)\n    objective = scores[0, c] - l2 * scores.pow(2).sum()",
+     "test_l2_penalty_on_image"),
+    ("01_backprop_to_image", "q1", "objective = model(x)[0, c]",
+     "objective = torch.softmax(model(x), dim=1)[0, c]", "test_raw_score_not_softmax"),
+    ("01_backprop_to_image", "q2", "model.eval()", "pass", "test_eval_mode"),
+    ("01_backprop_to_image", "q2", "optimizer.zero_grad()", "pass", "test_two_steps_zero_grad"),
+    ("02_data_gradient", "q1", "scores = model(x)[:, c]",
+     "scores = torch.softmax(model(x), dim=1)[:, c]", "test_raw_score_not_softmax"),
+    ("02_data_gradient", "q1", "model.eval()", "pass", "test_eval_mode"),
+    ("02_data_gradient", "q1", "scores = model(x)[:, c]", "scores = model(x)[:1, c]", "test_batch"),
+    ("02_data_gradient", "q2", "grad.abs().amax(dim=1)", "grad.abs().sum(dim=1)", "test_max_not_sum"),
+    ("02_data_gradient", "q2", "grad.abs().amax(dim=1)", "grad.amax(dim=1)", "test_absolute_value"),
+    ("02_data_gradient", "q2", "grad.abs().amax(dim=1)", "grad.abs().amax(dim=-1)", "test_channel_axis"),
+    ("03_grabcut_localisation", "q1", "high, low = np.quantile(s, fg_quantile), np.quantile(s, bg_quantile)",
+     "high, low = fg_quantile * s.max(), bg_quantile * s.max()", "test_quantiles_not_fraction_of_max"),
+    ("03_grabcut_localisation", "q2", "mask = seeds.copy()", "mask = seeds", "test_seeds_not_modified"),
+    ("03_grabcut_localisation", "q2", "return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)",
+     "return mask == cv2.GC_FGD", "test_probable_foreground_included"),
+    ("03_grabcut_localisation", "q3", "int(xs.max()) + 1, int(ys.max()) + 1",
+     "int(xs.max()), int(ys.max())", "test_exclusive_end"),
+    ("04_reconstruction", "q1",
+     "base = x[:, :, :-1, :-1]\n    dx = x[:, :, :-1, 1:] - base\n    dy = x[:, :, 1:, :-1] - base",
+     "base = x[:, :-1, :-1]\n    dx = x[:, :-1, 1:] - base\n    dy = x[:, 1:, :-1] - base",
+     "test_axes_vertical_edges"),
+    ("04_reconstruction", "q1", "squared.pow(beta / 2)", "squared", "test_beta"),
+    ("04_reconstruction", "q2", " / target.flatten(1).pow(2).sum(1)", "", "test_normalised"),
+    ("05_guided_backprop", "q1", "return r * (f > 0) * (r > 0)", "return r * (r > 0)",
+     "test_guided_forward_mask"),
+    ("05_guided_backprop", "q1", "return r * (f > 0) * (r > 0)", "return r * (f > 0)",
+     "test_guided_backward_mask"),
+    ("05_guided_backprop", "q1", "return r * (r > 0)\n", "return r * (f > 0) * (r > 0)\n", "test_deconvnet"),
+    ("05_guided_backprop", "q2", "net.rule = previous", "pass", "test_rule_restored"),
+]
+
+
+# questions that call another question's function (05's explain runs relu_backward via RuleReLU)
+DEPENDS = {("05_guided_backprop", "q1"): {"q2"}}
+
+
+@pytest.mark.parametrize(
+    "name, question, old, new, case", MISTAKES, ids=[f"{m[0][:2]}-{m[1]}-{m[4]}" for m in MISTAKES]
+)
+def test_known_mistake_fails_its_hidden_case(name, question, old, new, case):
+    master = _master(name)
+    assert any(c.name == case and c.question == question and c.hidden for c in master.tests), case
+    results = grading.check(master, _solution_cells(master, (question, old, new)))
+    assert results[f"{question}:{case}"] is not None, f"the mistake passes {case}"
+    got, total = grading.score(master, results)
+    assert got < total
+    uses = DEPENDS.get((name, question), set()) | {question}
+    others = [c for c, why in results.items() if why and c.split(":")[0] not in uses]
+    assert others == [], f"a mistake in {question} broke other questions: {others}"
+
+
+@pytest.mark.slow
+def test_exercises_are_up_to_date(tmp_path):
+    """`make exercises` would not change exercises/: regenerate with otter assign and compare."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        folders = dict(zip(NAMES, pool.map(
+            lambda n: grading.assign_one(n, tmp_path, run_tests=False), NAMES)))
+    stale = []
+    for name, folder in folders.items():
+        fresh = grading.student_notebook(folder, name)
+        committed = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
+        if json.loads(nbformat.writes(fresh)) != json.loads(nbformat.writes(committed)):
+            stale.append(name)
+    assert stale == [], f"exercises/ is out of date for {stale}: run `make exercises` and commit exercises/"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_untouched_exercise_runs_without_errors(name, tmp_path):
+    """A student who runs the untouched notebook top to bottom sees no exception."""
+    from nbclient import NotebookClient
+
+    shutil.copy(ROOT / "exercises" / f"{name}.ipynb", tmp_path)
+    nb = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("grader.check(")]
+    assert checks
+    for cell in checks:  # each check gives the student a message, not a traceback
+        text = json.dumps(cell.outputs)
+        assert "Traceback" not in text and ("failed" in text.lower() or "❌" in text), text[:500]

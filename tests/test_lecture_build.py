@@ -1,0 +1,241 @@
+"""`make lecture` on the fastest notebook: the page, the slide deck, the index, assets served from
+the build folder (nothing loaded from off the machine), and a failing cell named in the error.
+
+Needs npm (the build installs reveal.js, MathJax and the widget renderer with it). Without npm the
+test is skipped, except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "05_guided_backprop.ipynb"  # the fastest, about 20 s on a CPU
+NAME = NOTEBOOK.stem
+# Its own folder under build/ (gitignored), so a full `make lecture` in build/ is left alone and
+# the npm install in <out>/.npm is done once and reused.
+OUT = ROOT / "build" / "test-lecture"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+pytestmark = pytest.mark.slow
+
+
+def _need(tool: str, how: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        message = f"`{tool}` not found; the lecture build needs it: {how}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: required)")
+        pytest.skip(message)
+    return path
+
+
+def _clean(out: Path) -> None:
+    """Remove earlier output but keep the npm install."""
+    if out.exists():
+        for child in out.iterdir():
+            if child.name != ".npm":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------- what a page loads
+class _Loads(HTMLParser):
+    """Collect the URLs a page loads by itself (not links a reader may follow): <script src>,
+    <link href> (stylesheets, icons, preloads), <img|source|iframe|video|audio|embed src>,
+    CSS url()/@import in <style> and style attributes, and URLs in inline JavaScript
+    (dynamic imports, script elements it creates)."""
+
+    LOADING = {"script": "src", "img": "src", "source": "src", "iframe": "src", "video": "src",
+               "audio": "src", "embed": "src", "input": "src", "link": "href"}
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[tuple[str, str]] = []  # (where, url)
+        self._in = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        want = self.LOADING.get(tag)
+        if want and attrs.get(want):
+            if tag != "link" or (attrs.get("rel") or "").lower() not in {"canonical", "alternate"}:
+                self.urls.append((f"<{tag} {want}>", attrs[want]))
+        if attrs.get("srcset"):
+            for part in attrs["srcset"].split(","):
+                self.urls.append((f"<{tag} srcset>", part.strip().split(" ")[0]))
+        if attrs.get("style"):
+            self.urls += [(f"<{tag} style>", u) for u in css_urls(attrs["style"])]
+        kind = (attrs.get("type") or "text/javascript").lower()
+        runs = tag == "script" and ("javascript" in kind or kind == "module")
+        self._in = tag if tag == "style" or runs else None
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+    def handle_data(self, data):
+        if self._in == "style":
+            self.urls += [("<style>", u) for u in css_urls(data)]
+        elif self._in == "script":
+            self.urls += [("<script> JS", u) for u in re.findall(LOADING_JS, data)]
+
+
+# a URL in inline JavaScript that is loaded: import()/import from, x.src = / href =, require([..])
+LOADING_JS = re.compile(r"""(?:\bimport\s*\(?|\bfrom|[sS]rc\s*=|\bhref\s*=|\brequire\s*\(\s*\[?)\s*"""
+                        r"""["'`]((?:https?:)?//[^"'`\s]+)""")
+
+
+def css_urls(css: str) -> list[str]:
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)  # commented-out imports load nothing
+    found = re.findall(r"""url\(\s*["']?([^"')\s]+)""", css)
+    found += re.findall(r"""@import\s+["']([^"']+)""", css)
+    return found
+
+
+def off_machine(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme in {"data", "blob", "about", "javascript", "mailto"}:
+        return False
+    if url.startswith("//"):
+        return True
+    return parts.scheme in {"http", "https", "ftp", "ws", "wss"} and parts.hostname not in {
+        "localhost", "127.0.0.1", "::1"}
+
+
+def loaded_urls(page: Path) -> list[tuple[str, Path, str]]:
+    """Every (where, base, url) a page loads, following its local stylesheets' @import and
+    url(); a relative url is relative to the file ``base``."""
+    parser = _Loads()
+    parser.feed(page.read_text(encoding="utf-8"))
+    found = [(f"{page.name} {where}", page, url) for where, url in parser.urls]
+    seen, todo = set(), [(page, url) for _, _, url in found]
+    while todo:
+        base, url = todo.pop()
+        local = _local_file(base, url)
+        if local is None or local in seen or local.suffix != ".css" or not local.exists():
+            continue
+        seen.add(local)
+        for inner in css_urls(local.read_text(encoding="utf-8", errors="replace")):
+            found.append((f"{local.name} (css)", local, inner))
+            todo.append((local, inner))
+    return found
+
+
+def _local_file(base: Path, url: str) -> Path | None:
+    parts = urlsplit(url)
+    if parts.scheme or url.startswith(("//", "#")) or not parts.path:
+        return None
+    return (base.parent / parts.path).resolve()
+
+
+# ------------------------------------------------------------------------------- tests
+@pytest.fixture(scope="module")
+def built():
+    _need("make", "install make (Debian/Ubuntu: sudo apt-get install make)")
+    _need("npm", "install Node.js and npm (Debian/Ubuntu: sudo apt-get install npm)")
+    _clean(OUT)
+    before = _digest(NOTEBOOK)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    done = subprocess.run(
+        ["make", "lecture", f"NOTEBOOKS={NOTEBOOK.relative_to(ROOT)}", f"LECTURE_DIR={OUT}",
+         f"VENV={Path(sys.prefix)}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, f"make lecture failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    assert _digest(NOTEBOOK) == before, "the build wrote to the committed notebook"
+    return OUT
+
+
+def test_page_slides_and_index(built):
+    page = built / f"{NAME}.html"
+    deck = built / f"{NAME}.slides.html"
+    executed = built / "notebooks" / f"{NAME}.ipynb"
+    for path in (page, deck, executed, built / "index.html"):
+        assert path.is_file(), f"{path} was not written"
+
+    nb = nbformat.read(executed, as_version=4)
+    assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code"), "not executed"
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                if o.output_type == "error"]
+    assert "widgets" in nb.metadata, "widget state was not stored"
+
+    html = page.read_text(encoding="utf-8")
+    assert "application/vnd.jupyter.widget-state+json" in html  # panels render, statically
+    assert "data:image/png;base64" in html  # the pictures are in the page
+    titles = [c for c in nb.cells if c.metadata.get("slideshow", {}).get("slide_type") == "slide"]
+    slides = deck.read_text(encoding="utf-8")
+    assert len(re.findall(r"<section\b", slides)) >= len(titles) > 0
+    assert "Reveal.initialize" in slides and "assets/reveal.js/dist/reveal.js" in slides
+
+    index = (built / "index.html").read_text(encoding="utf-8")
+    assert f"href='{NAME}.html'" in index and f"href='{NAME}.slides.html'" in index
+    timings = json.loads((built / "timings.json").read_text())
+    assert timings[NAME]["seconds"] > 0
+
+
+def test_assets_are_served_from_the_build(built):
+    problems = []
+    for page in (built / f"{NAME}.html", built / f"{NAME}.slides.html", built / "index.html"):
+        for where, base, url in loaded_urls(page):
+            if off_machine(url):
+                problems.append(f"{where}: {url} (off the machine)")
+                continue
+            local = _local_file(base, url)
+            if local is not None and not local.exists():
+                problems.append(f"{where}: {url} (missing in {built})")
+    assert not problems, "pages load from outside build/:\n" + "\n".join(sorted(set(problems)))
+    # the pieces the deck needs are really there
+    for asset in ("assets/reveal.js/dist/reveal.js", "assets/reveal.js/plugin/notes/notes.js",
+                  "assets/mathjax/MathJax.js", "assets/requirejs/require.js",
+                  "@jupyter-widgets/html-manager/dist/embed-amd.js"):
+        assert (built / asset).is_file(), asset
+
+
+def test_the_url_check_catches_cdn_assets(tmp_path):
+    """The offline check itself: a CDN script, stylesheet and CSS import are caught, a link in
+    prose to a paper is not."""
+    page = tmp_path / "p.html"
+    page.write_text(
+        '<link rel="stylesheet" href="https://cdn.example/x.css">'
+        '<script src="//unpkg.com/reveal.js/dist/reveal.js"></script>'
+        "<style>@import url('https://fonts.googleapis.com/css?family=Lato');</style>"
+        "<script>el.src = 'https://cdn.jsdelivr.net/npm/embed.js';"
+        " var dtd = 'http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd';</script>"
+        '<p><a href="https://arxiv.org/abs/1312.6034">the paper</a></p>'
+        '<img src="data:image/png;base64,AAAA">'
+    )
+    flagged = [url for _, _, url in loaded_urls(page) if off_machine(url)]
+    assert len(flagged) == 4 and not any("arxiv" in u for u in flagged)
+
+
+def test_a_failing_cell_fails_the_build_and_is_named(tmp_path):
+    _need("npm", "install Node.js and npm (Debian/Ubuntu: sudo apt-get install npm)")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# broken"),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('lambda must be positive')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "99_broken.ipynb"
+    nbformat.write(nb, path)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "build_lecture.py"), "--out", str(OUT), str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 1
+    assert "99_broken.ipynb: cell 2 failed with ValueError: lambda must be positive" in done.stderr
+    assert not (OUT / "99_broken.html").exists()
