@@ -18,17 +18,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from lecture_utils import relu_rules
 from lecture_utils.relu_rules import RULES, count_relu_calls, relu_rule
 
-ORIGINALS = {
-    "F.relu": F.relu,
-    "F.relu_": F.relu_,
-    "F.relu6": F.relu6,
-    "F.hardtanh": F.hardtanh,
-    "torch.relu": torch.relu,
-    "torch.relu_": torch.relu_,
-    "Tensor.relu": torch.Tensor.relu,
-    "Tensor.relu_": torch.Tensor.relu_,
-}
-
 
 def current_functions() -> dict[str, object]:
     return {
@@ -41,6 +30,9 @@ def current_functions() -> dict[str, object]:
         "Tensor.relu": torch.Tensor.relu,
         "Tensor.relu_": torch.Tensor.relu_,
     }
+
+
+ORIGINALS = current_functions()  # as imported, before any context was opened
 
 
 # --- a two-layer network with hand-set weights -----------------------------
