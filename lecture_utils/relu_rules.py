@@ -80,21 +80,32 @@ __all__ = ["RULES", "ReLURuleHandle", "count_relu_calls", "relu_rule"]
 
 
 # --- the three rules: only the backward differs --------------------------
-# ``grad`` is R^{l+1}; ``mask`` is the forward mask f^l > 0 (0 < f^l < 6 for
-# ReLU6), or None where the rule does not use it.
-def _backprop(grad: Tensor, mask: Tensor | None) -> Tensor:
-    return grad.masked_fill(~mask, 0.0)  # (f > 0) * R
+# ``grad`` is R^{l+1}; ``out`` is the forward output, relu(f^l) or min(max(f^l, 0), upper)
+# for ReLU6. The forward mask f^l > 0 (0 < f^l < upper) is read off ``out`` (out > 0 exactly
+# where f^l > 0), as PyTorch's own ReLU backward does: the output is kept by the next layer
+# anyway, so the rules cost no memory beyond the plain gradient. The fused aten backward
+# kernels apply the mask: threshold_backward(g, out, 0) = g where out > 0, else 0;
+# hardtanh_backward(g, out, 0, upper) = g where 0 < out < upper, else 0.
+def _forward_mask(grad: Tensor, out: Tensor, upper: float | None) -> Tensor:
+    aten = torch.ops.aten
+    if upper is None:
+        return aten.threshold_backward(grad, out, 0.0)
+    return aten.hardtanh_backward(grad, out, 0.0, upper)
 
 
-def _deconvnet(grad: Tensor, mask: Tensor | None) -> Tensor:
+def _backprop(grad: Tensor, out: Tensor, upper: float | None) -> Tensor:
+    return _forward_mask(grad, out, upper)  # (f > 0) * R
+
+
+def _deconvnet(grad: Tensor, out: Tensor | None, upper: float | None) -> Tensor:
     return grad.clamp(min=0.0)  # (R > 0) * R
 
 
-def _guided(grad: Tensor, mask: Tensor | None) -> Tensor:
-    return grad.clamp(min=0.0).masked_fill(~mask, 0.0)  # (f > 0) * (R > 0) * R
+def _guided(grad: Tensor, out: Tensor, upper: float | None) -> Tensor:
+    return _forward_mask(grad.clamp(min=0.0), out, upper)  # (f > 0) * (R > 0) * R
 
 
-_BACKWARD: dict[str, Callable[[Tensor, Tensor | None], Tensor]] = {
+_BACKWARD: dict[str, Callable[[Tensor, Tensor | None, float | None], Tensor]] = {
     "backprop": _backprop,
     "deconvnet": _deconvnet,
     "guided": _guided,
@@ -110,22 +121,20 @@ class _ReLUWithRule(torch.autograd.Function):
     def forward(ctx, x: Tensor, rule: str, upper: float | None, inplace: bool) -> Tensor:
         aten = torch.ops.aten  # never intercepted, so no recursion
         if upper is None:
-            mask = x > 0
             out = aten.relu_(x) if inplace else aten.relu(x)
         else:
-            mask = (x > 0) & (x < upper)
             out = aten.hardtanh_(x, 0.0, upper) if inplace else aten.hardtanh(x, 0.0, upper)
         if inplace:
             ctx.mark_dirty(x)
-        ctx.rule = rule
+        ctx.rule, ctx.upper = rule, upper
         if _USES_FORWARD_MASK[rule]:
-            ctx.save_for_backward(mask)  # a bool mask, freed with the graph
+            ctx.save_for_backward(out)  # shared with the next layer: no extra memory
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
-        mask = ctx.saved_tensors[0] if _USES_FORWARD_MASK[ctx.rule] else None
-        return _BACKWARD[ctx.rule](grad, mask), None, None, None
+        out = ctx.saved_tensors[0] if _USES_FORWARD_MASK[ctx.rule] else None
+        return _BACKWARD[ctx.rule](grad, out, ctx.upper), None, None, None
 
 
 def _as_relu_call(func: Any, args: tuple, kwargs: dict) -> tuple[Tensor, float | None, bool] | None:

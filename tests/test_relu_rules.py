@@ -98,7 +98,9 @@ class TwoLayer(nn.Module):
         self.act = act  # a module is registered, a function is just stored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.act(self.fc1(x))))
+        # `* 1.0`: an in-place style must not overwrite the first activation's output,
+        # which its backward reads (plain autograd needs that too)
+        return self.fc2(self.act(self.act(self.fc1(x)) * 1.0))
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, rule: str | None = None) -> torch.Tensor:
@@ -143,9 +145,8 @@ def test_each_style_is_intercepted(style: str) -> None:
     assert ctx.rule == "guided" and ctx.count == 2 and not ctx.active
     assert torch.equal(out.detach(), TwoLayer(nn.ReLU() if kind == "relu" else nn.ReLU6())(X))
     assert torch.equal(x.grad, closed_form("guided", mask))
-    # differs from the gradient (not computed by plain autograd here: applying
-    # an in-place ReLU twice breaks its saved output; the rules save a mask)
     assert not torch.equal(x.grad, closed_form("backprop", mask))
+    assert torch.equal(input_gradient(net, X), closed_form("backprop", mask))  # plain autograd
     for rule in ("backprop", "deconvnet"):
         assert torch.equal(input_gradient(net, X, rule), closed_form(rule, mask))
 
@@ -167,6 +168,50 @@ def test_inplace_call_still_modifies_its_input() -> None:
     assert ctx.count == 2
     assert torch.equal(out, torch.tensor([[0.0, 4.0]]))
     assert torch.equal(x.grad, torch.tensor([[2.0, 2.0]]))  # deconvnet ignores f < 0
+
+
+@pytest.mark.parametrize("rule", ["backprop", "guided"])
+def test_overwriting_a_relu_output_raises_as_autograd_does(rule: str) -> None:
+    # the forward mask is read off the ReLU's output in the backward pass (no extra
+    # memory); a later in-place change of that output would falsify the mask, so it
+    # must raise, exactly as plain autograd does, rather than give a wrong map
+    class Overwrite(nn.Module):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            y = F.relu(t * 1.0)
+            y.add_(1.0)
+            return y
+
+    net, x = Overwrite(), torch.tensor([[-1.0, 2.0]], requires_grad=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        net(x).sum().backward()
+    with relu_rule(net, rule) as ctx, pytest.raises(RuntimeError, match="modified by an inplace"):
+        net(x).sum().backward()
+    assert ctx.count == 1
+
+
+def _saved_bytes(net: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct tensors the forward pass keeps for the backward pass."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(x.clone().requires_grad_(True))
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_rules_keep_no_more_for_the_backward_than_autograd(rule: str) -> None:
+    torch.manual_seed(0)
+    # (ReLU6 is left out: plain autograd keeps its input, so it is no yardstick)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(inplace=True),
+                        nn.Flatten(), nn.Linear(8 * 4 * 4, 2))
+    x = torch.randn(2, 3, 8, 8)
+    plain = _saved_bytes(net, x)
+    with relu_rule(net, rule):
+        assert _saved_bytes(net, x) <= plain
 
 
 # --- the lecture's networks, random weights --------------------------------
