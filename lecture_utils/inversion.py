@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from . import priors
+from .history import History
 from .layers import activations, get_layer
 from .models import check_input
 
@@ -174,7 +175,12 @@ def suggested_settings(clf, layer: str | None, size: int | None = None) -> dict:
     size = size or clf.input_size
     with torch.no_grad():
         shape = code_of(clf, torch.zeros(1, 3, size, size, device=clf.device), layer).shape
-    stride = size / shape[-1] if len(shape) == 4 else float("inf")
+    return _by_depth(shape, size)
+
+
+def _by_depth(code_shape: tuple[int, ...], size: int) -> dict:
+    """:func:`suggested_settings` from the shape of a code ``(N, ...)`` of a ``size`` px image."""
+    stride = size / code_shape[-1] if len(code_shape) == 4 else float("inf")
     for largest, lambda_tv, jitter in _BY_STRIDE:
         if largest is None or stride <= largest:
             return {"lambda_tv": lambda_tv, "jitter": jitter}
@@ -239,12 +245,12 @@ def invert(
         )
     s = replace(InversionSettings(), **settings).validated()
     layer = resolve_layer(clf, layer)
-    if s.lambda_tv is None or s.jitter is None:
-        by_depth = suggested_settings(clf, layer, s.size)
-        s = replace(s, lambda_tv=by_depth["lambda_tv"] if s.lambda_tv is None else s.lambda_tv,
-                    jitter=by_depth["jitter"] if s.jitter is None else s.jitter)
     clf.ensure_eval()
     target, size = _target_code(clf, image_or_code, layer, s.size or clf.input_size)
+    if s.lambda_tv is None or s.jitter is None:
+        by_depth = _by_depth(tuple(target.shape), size)
+        s = replace(s, lambda_tv=by_depth["lambda_tv"] if s.lambda_tv is None else s.lambda_tv,
+                    jitter=by_depth["jitter"] if s.jitter is None else s.jitter)
     norms = target.flatten(1).norm(dim=1)
     if not (norms > 0).all():
         raise ValueError(
@@ -263,7 +269,7 @@ def invert(
         optimizer = torch.optim.Adam([x], lr=s.lr)
     else:
         optimizer = torch.optim.SGD([x], lr=s.lr, momentum=s.momentum)
-    history: dict[str, list[float]] = {"code": [], "alpha": [], "tv": [], "objective": []}
+    history = History("code", "alpha", "tv", "objective")
     steps = range(s.steps)
     if progress:
         from tqdm.auto import tqdm
@@ -286,13 +292,12 @@ def invert(
                 x.copy_(priors.clip_pixel_norm(priors.pixel_units(x, clf), s.pixel_bound) * to_input)
             if s.clamp:
                 x.copy_(priors.clamp_pixels(x, clf))
-        for name, term in (("code", code_loss), ("alpha", r_alpha), ("tv", r_tv), ("objective", objective)):
-            history[name].append(float(term.detach().mean()))
+        history.add(code=code_loss, alpha=r_alpha, tv=r_tv, objective=objective)
         if callback is not None and ((step + 1) % callback_every == 0 or step + 1 == s.steps):
-            callback(step + 1, clf.deprocess(x.detach()).reshape(n, size, size, 3), history)
+            callback(step + 1, clf.deprocess(x.detach()).reshape(n, size, size, 3), history.values())
     final = x.detach()
     return InversionResult(
         images=clf.deprocess(final).reshape(n, size, size, 3), inputs=final.cpu(), layer=layer,
-        history=history, code_errors=_errors(clf, final, target, layer, norms),
+        history=history.values(), code_errors=_errors(clf, final, target, layer, norms),
         initial_code_errors=initial, settings=asdict(s),
     )

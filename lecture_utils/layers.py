@@ -33,9 +33,11 @@ def get_layer(net: nn.Module, name: str) -> nn.Module:
     """The sub-module called ``name``; an unknown name raises ``KeyError`` listing close ones."""
     if not isinstance(name, str):
         raise TypeError(f"A layer name is a string such as 'blocks.3', got {type(name).__name__}.")
-    modules = dict(net.named_modules())
-    if name and name in modules:
-        return modules[name]
+    if name:
+        try:  # follows the dotted path: cheap enough for every step of a loop
+            return net.get_submodule(name)
+        except AttributeError:
+            pass
     names = layer_names(net)
     close = difflib.get_close_matches(name, names, n=6, cutoff=0.5)
     tops = [n for n in names if "." not in n]

@@ -37,8 +37,10 @@ import numpy as np
 import torch
 
 from . import priors
+from .history import History
+from .layers import activations
 from .parametrisation import make_image
-from .targets import ClassTarget, Neuron, resolve_targets, target_scores
+from .targets import ClassTarget, Neuron, resolve_targets, scores_from
 
 __all__ = [
     "Recipe", "RECIPES", "SynthesisResult", "visualize_class", "visualize_neuron", "synthesize",
@@ -154,7 +156,7 @@ def synthesize(
     image = make_image(r.parametrisation, clf, len(targets), size, generator)
     opt_cls = torch.optim.Adam if r.optimizer == "adam" else torch.optim.SGD
     optimizer = opt_cls(image.parameters(), lr=r.lr)
-    history: dict[str, list[float]] = {"score": [], "penalty": [], "objective": []}
+    history = History("score", "penalty", "objective")
     clf.ensure_eval()
     steps = range(r.steps)
     if progress:
@@ -164,7 +166,7 @@ def synthesize(
     for step in steps:
         optimizer.zero_grad(set_to_none=True)
         x = image.input()
-        scores = target_scores(clf, _transform(x, r, generator), targets)
+        _, scores = _score_pass(clf, _transform(x, r, generator), targets)
         penalty = r.l2 * priors.l2(x)
         objective = scores - penalty
         (-objective.sum()).backward()  # ascend the objective
@@ -175,22 +177,29 @@ def synthesize(
                     image.x.copy_(priors.blur(image.x, r.blur_sigma))
                 if r.clamp:
                     image.x.copy_(priors.clamp_pixels(image.x, clf))
-        history["score"].append(float(scores.detach().mean()))
-        history["penalty"].append(float(penalty.detach().mean()))
-        history["objective"].append(float(objective.detach().mean()))
+        history.add(score=scores, penalty=penalty, objective=objective)
         if callback is not None and ((step + 1) % callback_every == 0 or step + 1 == r.steps):
             with torch.no_grad():
-                callback(step + 1, clf.deprocess(image.input()).reshape(len(targets), size, size, 3), history)
-    return _finish(clf, image, targets, history, r)
+                images = clf.deprocess(image.input()).reshape(len(targets), size, size, 3)
+                callback(step + 1, images, history.values())
+    return _finish(clf, image, targets, history.values(), r)
+
+
+def _score_pass(clf, x: torch.Tensor, targets) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """One forward pass: the logits (None if every target is a neuron) and each image's score."""
+    need_logits = any(isinstance(t, ClassTarget) for t in targets)
+    logits, acts = activations(clf.net, x, [t.layer for t in targets if isinstance(t, Neuron)],
+                               logits=need_logits)
+    return logits, scores_from(logits, acts, targets)
 
 
 @torch.no_grad()
 def _finish(clf, image, targets, history, r: Recipe) -> SynthesisResult:
     x = image.input().detach()
-    final = target_scores(clf, x, targets)
+    logits, final = _score_pass(clf, x, targets)  # one pass for the scores and the probabilities
     probs = [float("nan")] * len(targets)
-    if any(isinstance(t, ClassTarget) for t in targets):
-        p = torch.softmax(clf(x), dim=1)
+    if logits is not None:
+        p = torch.softmax(logits, dim=1)
         probs = [float(p[i, t.index]) if isinstance(t, ClassTarget) else float("nan")
                  for i, t in enumerate(targets)]
     images = clf.deprocess(x).reshape(len(targets), x.shape[2], x.shape[3], 3)

@@ -27,7 +27,7 @@ import torch
 from .layers import activations
 
 __all__ = ["ClassTarget", "Neuron", "resolve_target", "resolve_targets", "target_scores",
-           "channel_count"]
+           "scores_from", "channel_count"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,14 @@ def target_scores(clf, x: torch.Tensor, targets: Sequence[ClassTarget | Neuron])
     layers = [t.layer for t in targets if isinstance(t, Neuron)]
     need_logits = any(isinstance(t, ClassTarget) for t in targets)
     logits, acts = activations(clf.net, x, layers, logits=need_logits)
+    return scores_from(logits, acts, targets)
+
+
+def scores_from(
+    logits: torch.Tensor | None, acts: dict, targets: Sequence[ClassTarget | Neuron]
+) -> torch.Tensor:
+    """Each image's target score ``(N,)`` from a forward pass already made: the logits
+    ``(N, 1000)`` (None if no target is a class) and ``{layer: activation}``."""
     scores = [
         logits[i, t.index] if isinstance(t, ClassTarget) else _neuron_score(acts[t.layer], t, i)
         for i, t in enumerate(targets)

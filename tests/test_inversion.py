@@ -74,6 +74,19 @@ def test_suggested_settings_grow_with_depth(clf):
     assert shallow["lambda_tv"] < deep["lambda_tv"] and shallow["jitter"] < deep["jitter"]
 
 
+@pytest.mark.parametrize("layer", ["blocks.1", LOGITS])
+def test_defaults_by_depth_are_the_suggested_ones_and_cost_no_extra_pass(clf, layer):
+    calls = []
+    handle = clf.net.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        result = invert(clf, lu.sample_image("chelsea"), layer, steps=2, progress=False)
+    finally:
+        handle.remove()
+    expected = lu.inversion.suggested_settings(clf, layer)
+    assert {k: result.settings[k] for k in expected} == expected
+    assert len(calls) == 2 + 3  # the steps; the photograph's code, the start and the final error
+
+
 def test_batch_of_images(clf, small_cat):
     batch = torch.cat([small_cat, small_cat.flip(-1)])
     result = invert(clf, batch, "blocks.1", steps=2, progress=False)

@@ -76,9 +76,22 @@ def test_same_seed_same_picture(clf):
 
 def test_callback_sees_live_images(linear_clf):
     seen = []
-    lu.visualize_class(linear_clf, 1, "plain", steps=5, callback_every=2, progress=False,
-                       callback=lambda step, images, history: seen.append((step, images.shape)))
-    assert seen == [(2, (1, 8, 8, 3)), (4, (1, 8, 8, 3)), (5, (1, 8, 8, 3))]
+    lu.visualize_class(
+        linear_clf, 1, "plain", steps=5, callback_every=2, progress=False,
+        callback=lambda step, images, history: seen.append((step, images.shape, len(history["score"]))),
+    )
+    assert seen == [(2, (1, 8, 8, 3), 2), (4, (1, 8, 8, 3), 4), (5, (1, 8, 8, 3), 5)]
+
+
+def test_one_forward_pass_per_step_and_one_at_the_end(linear_clf):
+    calls = []
+    handle = linear_clf.net.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        result = lu.visualize_class(linear_clf, [1, 2], "plain", steps=4, progress=False)
+    finally:
+        handle.remove()
+    assert len(calls) == 4 + 1  # the final scores and probabilities share one pass
+    assert len(result.history["objective"]) == 4
 
 
 @pytest.mark.parametrize(
