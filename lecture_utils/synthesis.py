@@ -167,7 +167,7 @@ def synthesize(
         optimizer.zero_grad(set_to_none=True)
         x = image.input()
         _, scores = _score_pass(clf, _transform(x, r, generator), targets)
-        penalty = r.l2 * priors.l2(x)
+        penalty = r.l2 * priors.l2(x) if r.l2 else x.new_zeros(len(targets))  # λ‖x‖²
         objective = scores - penalty
         (-objective.sum()).backward()  # ascend the objective
         optimizer.step()
