@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv lab test lint format clean lecture exercises autograder grade
+.PHONY: venv lab test lint format clean lecture exercises autograder grade bench gpu-check
 
 # (Re)install when pyproject.toml changes; the stamp records a finished install.
 $(STAMP): pyproject.toml
@@ -14,6 +14,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# The benchmarks need only the package and Captum (the `bench` extra), not the test tools.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e ".[bench]"
+	@touch $(BENCH_STAMP)
 
 # The whole project is the root (students need exercises/ too); the browser opens on notebooks/.
 lab: venv
@@ -48,11 +55,23 @@ grade: venv
 	@test -n "$$(ls autograder/*.zip 2>/dev/null)" || $(MAKE) autograder
 	$(BIN)/python tools/grading.py grade "$(SUBMISSIONS)" --out "$(GRADES)" --timeout $(GRADE_TIMEOUT) --jobs $(GRADE_JOBS) --logs grading-logs
 
+# Speed against a bare loop and Captum, notebook wall times, teaching-quality figures:
+# prints tables and updates benchmarks/RESULTS.md. `make bench BENCHMARKS="loops quality"`
+# runs some of them. Run it on a quiet machine.
+BENCHMARKS ?=
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks $(BENCHMARKS)
+
+# On a machine with a CUDA GPU: unit tests, notebooks and benchmarks on the GPU (tools/gpu_check.sh).
+gpu-check: $(STAMP) $(BENCH_STAMP)
+	PY=$(BIN)/python tools/gpu_check.sh
+
 lint: venv
-	$(BIN)/ruff check lecture_utils tests notebooks
+	$(BIN)/ruff check lecture_utils tests notebooks benchmarks tools
 
 format: venv
-	$(BIN)/ruff format lecture_utils tests
+	$(BIN)/ruff format lecture_utils tests benchmarks
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -61,3 +61,16 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "set -e" in ci
     assert "|| true" not in ci
+
+
+def test_captum_is_only_a_benchmark_extra():
+    # the package never imports Captum; the attribution benchmark compares against it
+    project = _pyproject()["project"]
+    bench = {re.split(r"[<>=;\[ ]", r)[0].lower() for r in project["optional-dependencies"]["bench"]}
+    assert "captum" in bench
+    others = project["dependencies"] + [
+        r for extra, reqs in project["optional-dependencies"].items() if extra != "bench" for r in reqs
+    ]
+    assert not any(r.lower().startswith("captum") for r in others)
+    package = ROOT / "lecture_utils"
+    assert not [p for p in package.rglob("*.py") if re.search(r"^\s*(import|from) captum", p.read_text(), re.M)]
