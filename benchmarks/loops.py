@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import lecture_utils as lu
 
 from .common import (
+    Timing,
     compare,
     fmt_bytes,
     fmt_seconds,
@@ -159,7 +160,9 @@ def _measure(name, ours, bare, device, repeats) -> list:
     t = compare({f"{who}, {n}": partial(fn, n) for who, fn in calls.items() for n in (SHORT, LONG)},
                 device, repeats=repeats)
     step = {who: per_unit(t[f"{who}, {LONG}"], t[f"{who}, {SHORT}"], LONG - SHORT) for who in calls}
-    once = {who: t[f"{who}, {SHORT}"].median - SHORT * step[who].median for who in calls}
+    once = {who: Timing([short - SHORT * each for short, each in zip(t[f"{who}, {SHORT}"].rounds,
+                                                                       step[who].rounds)]).median
+            for who in calls}
     return [
         name, step["ours"], step["bare"], paired_ratio(step["ours"], step["bare"]),
         fmt_seconds(once["ours"]), fmt_seconds(once["bare"]), f"{agreement:.1e}",
@@ -168,7 +171,7 @@ def _measure(name, ours, bare, device, repeats) -> list:
     ]
 
 
-def run(device: torch.device, repeats: int = 5) -> None:
+def run(device: torch.device, repeats: int = 7) -> None:
     started = time.perf_counter()
     clf = lu.load_model(device=device)
     x0 = clf.preprocess(lu.sample_image("chelsea"))
@@ -193,9 +196,11 @@ def run(device: torch.device, repeats: int = 5) -> None:
         f"{clf.name}, {clf.input_size} px; class models: a batch of {len(CLASSES)}, reconstructions: "
         f"chelsea. *Per step*: the extra time of a {LONG}-step call over a {SHORT}-step call, divided "
         f"by {LONG - SHORT} (goal: ratio ≤ 1.05). *One-off*: the rest of a call (setting up, the "
-        "final scores). *Same result*: the largest difference of the final probabilities (class "
-        "models) or code errors (reconstructions) of the two loops, which draw the same random "
-        "numbers in the same order. Peak memory of a short call.\n\n"
+        "final scores; `invert` of an input tensor also checks its shape with one pass and "
+        "reports the starting error with another). *Same result*: the largest difference of "
+        "the final probabilities (class models) or code errors (reconstructions) of the two "
+        "loops, which draw the same random numbers in the same order. Peak memory of a short "
+        "call.\n\n"
         + table(["loop", "per step, lecture_utils", "per step, bare PyTorch", "ratio", "one-off, ours",
                  "one-off, bare", "same result (largest Δ)", "peak mem. ours", "peak mem. bare"], rows)
     )
