@@ -37,3 +37,4 @@ done
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYV" --implementation cp \
     "${PLATFORMS[@]}" -d .whl "${PACKAGES[@]}"
 du -sh .whl
+echo "Carry .whl and run there: python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:\$PWD PY=python3 bash tools/gpu_check.sh"
