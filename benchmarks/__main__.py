@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"one or more of: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed rounds per comparison (default: 7 for loops, 5 for attribution)")
+                        help="timed rounds per comparison (default: 5 for loops, 4 for attribution)")
     args = parser.parse_args(argv)
     names = args.names or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]

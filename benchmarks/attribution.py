@@ -71,7 +71,7 @@ def _measure(clf, x, targets, rule, device, repeats) -> list:
     ]
 
 
-def run(device: torch.device, repeats: int = 5) -> None:
+def run(device: torch.device, repeats: int = 4) -> None:
     started = time.perf_counter()
     rows = []
     for name in MODELS:
