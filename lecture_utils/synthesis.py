@@ -38,9 +38,8 @@ import torch
 
 from . import priors
 from .history import History
-from .layers import activations
 from .parametrisation import make_image
-from .targets import ClassTarget, Neuron, resolve_targets, scores_from
+from .targets import ClassTarget, Neuron, resolve_targets, score_pass
 
 __all__ = [
     "Recipe", "RECIPES", "SynthesisResult", "visualize_class", "visualize_neuron", "synthesize",
@@ -166,7 +165,7 @@ def synthesize(
     for step in steps:
         optimizer.zero_grad(set_to_none=True)
         x = image.input()
-        _, scores = _score_pass(clf, _transform(x, r, generator), targets)
+        _, scores = score_pass(clf, _transform(x, r, generator), targets)
         penalty = r.l2 * priors.l2(x) if r.l2 else x.new_zeros(len(targets))  # λ‖x‖²
         objective = scores - penalty
         (-objective.sum()).backward()  # ascend the objective
@@ -185,18 +184,10 @@ def synthesize(
     return _finish(clf, image, targets, history.values(), r)
 
 
-def _score_pass(clf, x: torch.Tensor, targets) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """One forward pass: the logits (None if every target is a neuron) and each image's score."""
-    need_logits = any(isinstance(t, ClassTarget) for t in targets)
-    logits, acts = activations(clf.net, x, [t.layer for t in targets if isinstance(t, Neuron)],
-                               logits=need_logits)
-    return logits, scores_from(logits, acts, targets)
-
-
 @torch.no_grad()
 def _finish(clf, image, targets, history, r: Recipe) -> SynthesisResult:
     x = image.input().detach()
-    logits, final = _score_pass(clf, x, targets)  # one pass for the scores and the probabilities
+    logits, final = score_pass(clf, x, targets)  # one pass for the scores and the probabilities
     probs = [float("nan")] * len(targets)
     if logits is not None:
         p = torch.softmax(logits, dim=1)

@@ -27,7 +27,7 @@ import torch
 from .layers import activations
 
 __all__ = ["ClassTarget", "Neuron", "resolve_target", "resolve_targets", "target_scores",
-           "scores_from", "channel_count"]
+           "score_pass", "scores_from", "channel_count"]
 
 
 @dataclass(frozen=True)
@@ -168,10 +168,16 @@ def target_scores(clf, x: torch.Tensor, targets: Sequence[ClassTarget | Neuron])
     if len(targets) != x.shape[0]:
         raise ValueError(f"Got {len(targets)} targets for a batch of {x.shape[0]} images.")
     clf.ensure_eval()
+    return score_pass(clf, x, targets)[1]
+
+
+def score_pass(clf, x: torch.Tensor, targets: Sequence[ClassTarget | Neuron]):
+    """One forward pass: the logits ``(N, 1000)`` (None if every target is a neuron) and each
+    image's target score ``(N,)``. For loops that checked eval mode once before starting."""
     layers = [t.layer for t in targets if isinstance(t, Neuron)]
     need_logits = any(isinstance(t, ClassTarget) for t in targets)
     logits, acts = activations(clf.net, x, layers, logits=need_logits)
-    return scores_from(logits, acts, targets)
+    return logits, scores_from(logits, acts, targets)
 
 
 def scores_from(
