@@ -37,23 +37,25 @@ LECTURE_DIR ?= build
 lecture: venv
 	$(BIN)/python tools/build_lecture.py --out $(LECTURE_DIR) $(NOTEBOOKS)
 
-# Exercises from one source (tools/grading.py): otter assign solutions/NN_*.ipynb, then
-# exercises/ (student notebooks, committed) and autograder/NN_*.zip (generated, ignored).
-# `make grade SUBMISSIONS=folder` grades every notebook in it into grades.csv (GRADES moves it).
+# Exercises from one source (python -m grading, the package grading/): otter assign
+# solutions/NN_*.ipynb, then exercises/ (student notebooks, committed) and autograder/NN_*.zip
+# (generated, ignored). `make grade SUBMISSIONS=folder` grades every notebook in it into
+# grades.csv (GRADES moves it): each notebook's functions run in a bubblewrap sandbox
+# (GRADE_MEMORY bytes, GRADE_TIMEOUT seconds; GRADE_SANDBOX=none is unsafe), and a separate
+# judge that never runs student code gives the points.
 SUBMISSIONS   ?=
 GRADES        ?= grades.csv
 GRADE_TIMEOUT ?= 600
 GRADE_JOBS    ?= 2
 
 exercises: venv
-	$(BIN)/python tools/grading.py assign
+	$(BIN)/python -m grading assign
 
 autograder: exercises
 
 grade: venv
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=folder-of-notebooks" && false)
-	@test -n "$$(ls autograder/*.zip 2>/dev/null)" || $(MAKE) autograder
-	$(BIN)/python tools/grading.py grade "$(SUBMISSIONS)" --out "$(GRADES)" --timeout $(GRADE_TIMEOUT) --jobs $(GRADE_JOBS) --logs grading-logs
+	$(BIN)/python -m grading grade "$(SUBMISSIONS)" --out "$(GRADES)" --timeout $(GRADE_TIMEOUT) --jobs $(GRADE_JOBS) --logs grading-logs
 
 # Speed against a bare loop and Captum, notebook wall times, teaching-quality figures:
 # prints tables and updates benchmarks/RESULTS.md. `make bench BENCHMARKS="loops quality"`
@@ -68,10 +70,10 @@ gpu-check: $(STAMP) $(BENCH_STAMP)
 	PY=$(BIN)/python tools/gpu_check.sh
 
 lint: venv
-	$(BIN)/ruff check lecture_utils tests notebooks benchmarks tools
+	$(BIN)/ruff check lecture_utils grading tests notebooks benchmarks tools
 
 format: venv
-	$(BIN)/ruff format lecture_utils tests benchmarks
+	$(BIN)/ruff format lecture_utils grading tests benchmarks
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -19,6 +19,7 @@ Import it as ``import lecture_utils as lu``; every notebook does. One module per
 ``composites``      objects pasted at known places; the pointing game
 ``display``         images, heat maps, grids, curves
 ``widgets``         the notebooks' interactive panels
+``tiny_net``        a two-layer ReLU network with a chosen backward rule (exercise 05)
 =================== ==========================================================
 """
 
@@ -55,5 +56,6 @@ from .synthesis import (
     visualize_neuron,
 )
 from .targets import ClassTarget, Neuron, channel_count, resolve_target, resolve_targets
+from .tiny_net import TinyNet
 
 __version__ = "0.1.0"
