@@ -25,7 +25,7 @@ def main(argv=None) -> int:
                    help="seconds per notebook (default GRADE_TIMEOUT or 600)")
     g.add_argument("--jobs", type=int, default=int(os.environ.get("GRADE_JOBS", 2)),
                    help="notebooks graded at once (default GRADE_JOBS or 2)")
-    g.add_argument("--memory", type=int, default=None, help="bytes of address space per notebook "
+    g.add_argument("--memory", type=int, default=None, help="bytes of memory per notebook "
                    "(default GRADE_MEMORY or 4 GiB)")
     g.add_argument("--logs", type=Path, default=None, help="folder for each notebook's (untrusted) output")
     args = parser.parse_args(argv)

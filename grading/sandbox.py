@@ -9,7 +9,9 @@ Each notebook runs in ``bwrap`` with
   (no ``solutions/``, other submissions, ``build/``, grades, home) exist inside;
 - as an unprivileged user (uid 65534 when grading runs as root), no capabilities, and
   ``no_new_privs``;
-- limits (``prlimit``): address space ``GRADE_MEMORY`` (bytes, default 4 GiB), processes
+- limits (``prlimit``): memory ``GRADE_MEMORY`` (bytes, default 4 GiB, as RLIMIT_DATA: the
+  heap and private mappings; an address-space limit would count torch's shared libraries,
+  over 3 GiB of mappings before any work), processes
   ``GRADE_PROCS`` (default 64), file size 256 MiB, 256 open files; the wall clock is the
   caller's (``GRADE_TIMEOUT``).
 
@@ -127,7 +129,7 @@ def wrap(argv: list[str], scratch: Path | None, grader: Path | None = None,
 
 
 def limits(memory: int | None = None, procs: int | None = None) -> list[str]:
-    return ["prlimit", f"--as={memory or MEMORY}", f"--nproc={procs or PROCS}",
+    return ["prlimit", f"--data={memory or MEMORY}", f"--nproc={procs or PROCS}",
             f"--fsize={256 * 2**20}", "--nofile=256", "--core=0", "--"]
 
 
