@@ -28,10 +28,12 @@ from pathlib import Path
 
 from . import judge as judging
 from . import plain, probes, sandbox
-from .masters import EXERCISES, SOLUTIONS, exercise_names, questions, read_master
+from .masters import EXERCISES, SOLUTIONS, exercise_names, function_sources, questions, read_master
 
 HERE = Path(__file__).resolve().parent
 LOG_CHARS = 20_000
+MAX_NOTEBOOK_BYTES = 50 * 2**20
+JUDGE = threading.Lock()  # tests seed torch's global generator: one judge at a time
 REASON_CHARS = 600
 UNTRUSTED = ("# UNTRUSTED: everything below was printed by the student's notebook while it was "
              "graded (truncated). Do not run or open what it says.\n")
@@ -78,6 +80,11 @@ def find_submissions(folder: Path, known: list[str]) -> tuple[list[Submission], 
         subs.append(sub)
         if path.is_symlink():
             sub.reason, sub.graded = "a symbolic link, not a notebook file: not graded", False
+            continue
+        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            sub.reason = (f"{path.stat().st_size / 2**20:.0f} MB, over the {MAX_NOTEBOOK_BYTES // 2**20} MB "
+                          "a notebook may have (clear its outputs and submit again): not graded")
+            sub.graded = False
             continue
         try:
             data = json.loads(path.read_bytes().decode("utf-8"))
@@ -215,15 +222,16 @@ def grade_one(sub: Submission, ex: Exercise, timeout: float, memory: int | None,
             tree, arrays = plain.load(work / "results")
         except plain.BadData:
             tree, arrays = {}, plain.Arrays()
-        verdict = judging.judge(ex.master, ex.probes, tree, arrays)
+        with JUDGE:
+            verdict = judging.judge(ex.master, ex.probes, tree, arrays, notebook_functions(sub.path))
         sub.scores, sub.possible = verdict.scores, verdict.possible
         notes = []
         if status == "timeout":
             notes.append(f"timed out after {timeout:.0f} s (an endless loop or very slow code?); "
-                         "tests not reached score zero")
+                         "the tests it did not reach score zero")
         elif status != "ok" or not tree:
             notes.append(f"the notebook's grading process ended early ({status}; out of memory "
-                         f"or killed?): tests not reached score zero")
+                         f"or killed?): the tests it did not reach score zero")
         if tree.get("notebook") == "unreadable":
             notes.append("the notebook could not be read")
         if ex.version and sub.path.exists():
@@ -250,6 +258,21 @@ def grade_one(sub: Submission, ex: Exercise, timeout: float, memory: int | None,
         shutil.rmtree(work, ignore_errors=True)
         sub.seconds = time.monotonic() - start
     return sub
+
+
+def notebook_functions(path: Path) -> dict[str, str]:
+    """The text of each function the notebook defines (for the static checks), read, never run."""
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    sources = []
+    for cell in cells if isinstance(cells, list) else []:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code" \
+                and "picture" not in ((cell.get("metadata") or {}).get("tags") or []):
+            source = cell.get("source", "")
+            sources.append("".join(source) if isinstance(source, list) else str(source))
+    return function_sources(sources)
 
 
 def _short(text: str, limit: int = REASON_CHARS) -> str:

@@ -136,9 +136,17 @@ def _raise(name: str, entry: dict):
 class _Replay:
     """Stands in for one student function inside one test case."""
 
-    def __init__(self, name: str, cursor: list, probes: list, entries: list, arrays, strings) -> None:
+    def __init__(self, name: str, cursor: list, probes: list, entries: list, arrays, strings,
+                 source: str | None = None) -> None:
         self.name, self.cursor, self.probes, self.entries = name, cursor, probes, entries
-        self.arrays, self.strings = arrays, strings
+        self.arrays, self.strings, self._source = arrays, strings, source
+
+    @property
+    def __source__(self) -> str:
+        """The function's text in the notebook, for static checks (never executed)."""
+        if self._source is None:
+            raise ReplayError(f"{self.name} is not defined")
+        return self._source
 
     def __call__(self, *args, **kwargs):
         i = self.cursor[0]
@@ -161,13 +169,16 @@ class _Replay:
         return _value(entry, arguments, self.arrays, self.strings)
 
 
-def run_case(master: Master, probes: Probes, index: int, entries: list, arrays: plain.Arrays) -> str | None:
-    """Run test case ``index`` on recorded entries: None if it passes, else the judge's reason."""
+def run_case(master: Master, probes: Probes, index: int, entries: list, arrays: plain.Arrays,
+             sources: dict | None = None) -> str | None:
+    """Run test case ``index`` on recorded entries: None if it passes, else the judge's reason.
+    ``sources`` maps function names to their text in the notebook (read, never run)."""
     case, probe_case = master.tests[index], probes.cases[index]
     cursor = [0]
     env = dict(probes.setup)
     for name in student_functions(master):
-        env[name] = _Replay(name, cursor, probe_case["calls"], entries, arrays, probes.strings)
+        env[name] = _Replay(name, cursor, probe_case["calls"], entries, arrays, probes.strings,
+                            (sources or {}).get(name))
     func = test_function(case)
     kwargs = {a: (env if a == "env" else env.get(a)) for a in inspect.signature(func).parameters}
     torch.manual_seed(0)
@@ -186,8 +197,9 @@ def run_case(master: Master, probes: Probes, index: int, entries: list, arrays: 
     return None
 
 
-def judge(master: Master, probes: Probes, tree: dict, arrays: plain.Arrays) -> Verdict:
-    """Score one notebook's recorded answers."""
+def judge(master: Master, probes: Probes, tree: dict, arrays: plain.Arrays,
+          sources: dict | None = None) -> Verdict:
+    """Score one notebook's recorded answers (``sources``: see :func:`run_case`)."""
     verdict = Verdict()
     cases = tree.get("cases") if isinstance(tree, dict) else None
     cases = cases if isinstance(cases, dict) else {}
@@ -200,7 +212,7 @@ def judge(master: Master, probes: Probes, tree: dict, arrays: plain.Arrays) -> V
             why = "not recorded (the notebook stopped, crashed or timed out before this test)"
         else:
             try:
-                why = run_case(master, probes, index, entries, arrays)
+                why = run_case(master, probes, index, entries, arrays, sources)
             except plain.BadData as err:
                 why = f"unreadable answer ({err})"
         if why is None:

@@ -124,6 +124,23 @@ def student_answers(path: Path) -> tuple[list[str], list[str]]:
     return setup, answers
 
 
+def function_sources(cells: list[str]) -> dict[str, str]:
+    """The source of every top-level ``def`` in ``cells`` (the last one of a name wins), read
+    with ``ast`` only: safe on student text. Static tests read it as ``f.__source__``."""
+    import ast
+
+    found: dict[str, str] = {}
+    for cell in cells:
+        try:
+            tree = ast.parse(cell)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found[node.name] = ast.get_source_segment(cell, node) or ""
+    return found
+
+
 def test_function(case: TestCase):
     """The test function of a case, compiled from the master (trusted code)."""
     scope: dict = {}
@@ -150,6 +167,9 @@ def check(master: Master, cells: list[str]) -> dict[str, str | None]:
     env: dict = {"__name__": "__main__"}
     for source in cells:
         exec(compile(source, f"<{master.name}>", "exec"), env)
+    for name, source in function_sources(cells).items():
+        if callable(env.get(name)):
+            env[name].__source__ = source
     return {case.key: run_test_case(case, env) for case in master.tests}
 
 

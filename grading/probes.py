@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import plain, record
-from .masters import EXERCISES, Master, test_function
+from .masters import EXERCISES, Master, function_sources, test_function
 
 PICTURE_TAG = "picture"
 
@@ -47,8 +47,9 @@ class Probes:
 
 
 class _Recorder:
-    def __init__(self, name: str, function, calls: list, memo: dict) -> None:
+    def __init__(self, name: str, function, calls: list, memo: dict, source: str | None = None) -> None:
         self.name, self.function, self.calls, self.memo = name, function, calls, memo
+        self.__source__ = source
 
     def __call__(self, *args, **kwargs):
         args_copy, kwargs_copy = copy.deepcopy((args, kwargs), self.memo)
@@ -86,11 +87,12 @@ def build(master: Master, exercises: Path = EXERCISES) -> Probes:
         for source in sources:
             exec(compile(source, f"<{master.name} solution>", "exec"), solved)
     names = student_functions(master)
+    sources = function_sources([c for cells in master.solutions.values() for c in cells])
     cases = []
     for case in master.tests:
         calls: list = []
         memo: dict = {}
-        env = {**setup, **{n: _Recorder(n, solved[n], calls, memo) for n in names}}
+        env = {**setup, **{n: _Recorder(n, solved[n], calls, memo, sources.get(n)) for n in names}}
         func = test_function(case)
         kwargs = {a: (env if a == "env" else env.get(a)) for a in inspect.signature(func).parameters}
         torch.manual_seed(0)

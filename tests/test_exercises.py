@@ -188,3 +188,99 @@ def test_untouched_exercise_runs_without_errors(name, tmp_path):
     for cell in checks:  # each check gives the student a message, not a traceback
         text = json.dumps(cell.outputs)
         assert "Traceback" not in text and ("failed" in text.lower() or "❌" in text), text[:500]
+
+
+# Mistakes that each cost exactly one point, in their own question, with a reason that names
+# that mistake. Each is judged the way `make grade` judges a notebook: the answers recorded
+# on the probes (grading/record.py, here in-process on trusted code), replayed into the
+# master's tests by grading/judge.py.
+# (exercise, question, text in the solution, the mistake, the hidden case, words of the reason)
+NAMED_MISTAKES = [
+    ("01_backprop_to_image", "q2", "optimizer = torch.optim.SGD([x], lr=lr)",
+     "optimizer = torch.optim.SGD([x], lr=lr, momentum=0.9)", "test_two_steps_zero_grad", "momentum"),
+    ("01_backprop_to_image", "q2", "optimizer.zero_grad()", "pass", "test_two_steps_zero_grad",
+     "clear it every step"),
+    ("01_backprop_to_image", "q2", "objective = model(x)[0, c] - l2 * x.pow(2).sum()",
+     "objective = model(x)[0, c]", "test_two_steps_zero_grad", "penalty is missing"),
+    ("02_data_gradient", "q1", "(grad,) = torch.autograd.grad(scores.sum(), x)",
+     "(grad,) = torch.autograd.grad(scores.mean(), x)", "test_batch", "not their mean"),
+    ("02_data_gradient", "q1",
+     "x = x.detach().clone().requires_grad_(True)\n    scores = model(x)[:, c]\n"
+     "    (grad,) = torch.autograd.grad(scores.sum(), x)\n    return grad.detach()",
+     "x.requires_grad_(True)\n    model(x)[:, c].sum().backward()\n    return x.grad",
+     "test_caller_tensor_untouched", "second call doubles"),
+    ("02_data_gradient", "q1", "(grad,) = torch.autograd.grad(scores.sum(), x)\n    return grad.detach()",
+     "(grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)\n    return grad",
+     "test_no_autograd_history", "autograd history"),
+    ("02_data_gradient", "q2", "return grad.abs().amax(dim=1)", "return lu.saliency_map(grad)",
+     "test_written_by_hand", "not to call lu.saliency_map"),
+    ("03_grabcut_localisation", "q2", "cv2.GC_INIT_WITH_MASK)",
+     "cv2.GC_INIT_WITH_RECT) if False else cv2.grabCut(np.ascontiguousarray(image), mask, "
+     "(1, 1, mask.shape[1] - 2, mask.shape[0] - 2), background, foreground, iterations, "
+     "cv2.GC_INIT_WITH_RECT)", "test_starts_from_the_seeds", "not from a rectangle"),
+    ("03_grabcut_localisation", "q3",
+     "ys, xs = np.nonzero(mask)\n    if len(xs) == 0:\n"
+     "        raise ValueError(\"the mask is empty: there is no object to box\")\n"
+     "    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1",
+     "return lu.localisation.mask_to_box(mask)", "test_written_by_hand", "not to call lu.localisation"),
+    ("04_reconstruction", "q1",
+     "squared = (dx.pow(2) + dy.pow(2)).sum(dim=1)\n    return squared.pow(beta / 2).flatten(1).mean(dim=1)",
+     "with torch.no_grad():\n        squared = (dx.pow(2) + dy.pow(2)).sum(dim=1)\n"
+     "        return squared.pow(beta / 2).flatten(1).mean(dim=1)", "test_differentiable", "differentiable"),
+    ("04_reconstruction", "q1", "squared.pow(beta / 2)", "squared", "test_beta", "exponent"),
+    ("04_reconstruction", "q1", "squared = (dx.pow(2) + dy.pow(2)).sum(dim=1)\n"
+     "    return squared.pow(beta / 2).flatten(1).mean(dim=1)",
+     "return (dx.pow(2) + dy.pow(2)).pow(beta / 2).sum(dim=1).flatten(1).mean(dim=1)",
+     "test_channels_summed", "inside the power"),
+    ("05_guided_backprop", "q2", "(grad,) = torch.autograd.grad(net(x)[:, c].sum(), x)",
+     "(grad,) = torch.autograd.grad(net(x)[0, c], x)", "test_batch_rows", "every row"),
+]
+
+
+def _judged(master: grading.Master, cells: list[str]):
+    """Judge in-process answers exactly as `make grade` judges a sandboxed notebook."""
+    import pickle
+
+    from grading import judge, plain, record
+
+    built = _built(master.name)
+    env: dict = {"__name__": "__main__"}
+    for source in cells:
+        exec(compile(source, "<answers>", "exec"), env)
+    arrays, cases = plain.Arrays(), {}
+    for case in pickle.loads(built.sandbox_bytes())["cases"]:
+        cases[case["key"]] = [record.call(env[c["function"]], c, arrays, quiet=True) for c in case["calls"]]
+    tree = json.loads(json.dumps({"cells": [], "cases": cases}))  # as written to results.json
+    return judge.judge(master, built, tree, arrays, grading.function_sources(cells))
+
+
+_BUILT: dict = {}
+
+
+def _built(name: str):
+    from grading import probes
+
+    if name not in _BUILT:
+        _BUILT[name] = probes.build(_master(name))
+    return _BUILT[name]
+
+
+@pytest.mark.parametrize("name, question, old, new, case, words", NAMED_MISTAKES,
+                         ids=[f"{m[0][:2]}-{m[1]}-{m[5].split()[-1]}" for m in NAMED_MISTAKES])
+def test_named_mistake_costs_one_point_with_its_own_reason(name, question, old, new, case, words):
+    master = _master(name)
+    cells = _solution_cells(master, (question, old, new))
+    failed = [c for c, why in grading.check(master, cells).items() if why]
+    assert failed == [f"{question}:{case}"], f"the mistake fails {failed}, not only {case}"
+    verdict = _judged(master, cells)
+    lost = {q: verdict.possible[q] - verdict.scores[q] for q in verdict.possible}
+    case_points = next(c.points for c in master.tests if c.name == case and c.question == question)
+    assert lost == {q: (case_points if q == question else 0.0) for q in lost}
+    assert words in verdict.reason() and case in verdict.reason(), verdict.reason()
+
+
+def test_the_judge_gives_the_solutions_full_marks_through_replay():
+    for name in NAMES:
+        master = _master(name)
+        verdict = _judged(master, _solution_cells(master))
+        assert verdict.scores == verdict.possible, (name, verdict.reason())

@@ -74,8 +74,14 @@ def test_probes_hold_inputs_only(name):
 def test_judge_gives_the_masters_answers_full_marks(name):
     master = masters.read_master(ROOT / "solutions" / f"{name}.ipynb")
     built = probes.build(master)
-    verdict = judge.judge(master, built, {"cells": [], "cases": built.expected}, built.expected_arrays)
+    verdict = judge.judge(master, built, {"cells": [], "cases": built.expected}, built.expected_arrays,
+                          _sources(master))
     assert verdict.scores == verdict.possible and verdict.reason() == ""
+
+
+def _sources(master):
+    """The master's functions as text, as the judge reads them from a notebook."""
+    return masters.function_sources([c for cells in master.solutions.values() for c in cells])
 
 
 def test_nothing_recorded_scores_zero_and_says_why(built):
@@ -102,7 +108,7 @@ def test_replay_puts_back_what_a_call_did_to_its_arguments(built):
                 state["training"] = {k: True for k in state["training"]}
 
     verdict = judge.judge(master, p, _answers(p, "q1:test_eval_mode", left_in_training_mode),
-                          p.expected_arrays)
+                          p.expected_arrays, _sources(master))
     assert verdict.scores["q1"] == verdict.possible["q1"] - 1
     assert "still in training mode" in verdict.reason()
 
@@ -113,7 +119,8 @@ def test_replay_raises_the_recorded_builtin_exception_only(built):
     def raised(entry):
         entry.update(status="raised", error="SecretStudentError: hello")
 
-    verdict = judge.judge(master, p, _answers(p, "q2:test_shape", raised), p.expected_arrays)
+    verdict = judge.judge(master, p, _answers(p, "q2:test_shape", raised), p.expected_arrays,
+                          _sources(master))
     assert verdict.scores["q2"] == verdict.possible["q2"] - 1
     assert "hello" not in verdict.reason() and "SecretStudentError" not in verdict.reason()
 

@@ -265,8 +265,11 @@ def _hunt():
                     data = f.read()
             except Exception:
                 continue
-            start = data.find(b"torch.tensor([[")
-            while start >= 0 and len(found) < 40:
+            if b"def _hunt(" in data:  # this attack's own source
+                continue
+            start, per_file = data.find(b"torch.tensor([["), 0
+            while start >= 0 and len(found) < 40 and per_file < 5:
+                per_file += 1
                 line_start = data.rfind(b"\n", 0, start) + 1
                 line_end = data.find(b"\n", start)
                 line = data[line_start:line_end if line_end >= 0 else None][:300]
@@ -806,6 +809,15 @@ def test_correct_submission_gets_full_marks(attacked):
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
+def test_attack_ran(attacked, attack):
+    """The attack's code was executed (its first line is in a log): the other tests mean something
+    only if the notebook got that far."""
+    said = f"{attacked['mark']} {attack}"
+    assert any(said in text for text in _outputs(attacked).values()), \
+        f"{attack}: the attack never ran (no {said!r} in the logs)"
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
 def test_attack_earns_nothing(attacked, attack):
     row = attacked["csv_rows"].get(ATTACKS[attack])
     assert row is not None, f"no row for {ATTACKS[attack]}"
@@ -813,7 +825,7 @@ def test_attack_earns_nothing(attacked, attack):
 
 
 def test_reasons_never_repeat_student_output(attacked):
-    bad = {s: r["reason"] for s, r in attacked["csv_rows"].items() if attacked["mark"] in r["reason"]}
+    bad = {s: r["reason"] for s, r in attacked["csv_rows"].items() if attacked["mark"] in (r["reason"] or "")}
     assert not bad, f"the reason column repeats what student code printed: {bad}"
 
 
@@ -881,7 +893,7 @@ def test_no_fork_bomb_leftovers(attacked):
 
 
 def test_batch_finishes_in_bounded_time(attacked):
-    """endless_loop, memory_hog, fork_bomb: each notebook is cut at the timeout, so the batch takes at
-    most one timeout per round of ``jobs`` notebooks, plus a minute for starting and judging."""
-    bound = TIMEOUT * math.ceil(len(STUDENTS) / JOBS) + 60
+    """endless_loop, memory_hog, fork_bomb: a notebook that never ends is cut at the timeout, and the
+    rest of the batch does not wait for it."""
+    bound = 4 * TIMEOUT
     assert attacked["elapsed"] < bound, f"the batch took {attacked['elapsed']:.0f} s (bound {bound} s)"
