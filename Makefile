@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv lab test lint format clean lecture exercises autograder grade bench gpu-check
+.PHONY: venv lab test lint format clean lecture exercises autograder grade release bench gpu-check
 
 # (Re)install when pyproject.toml changes; the stamp records a finished install.
 $(STAMP): pyproject.toml
@@ -48,14 +48,23 @@ GRADES        ?= grades.csv
 GRADE_TIMEOUT ?= 600
 GRADE_JOBS    ?= 2
 
+FORCE ?=
+
 exercises: venv
-	$(BIN)/python -m grading assign
+	$(BIN)/python -m grading assign $(if $(FORCE),--force)
 
 autograder: exercises
 
 grade: venv
 	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=folder-of-notebooks" && false)
 	$(BIN)/python -m grading grade "$(SUBMISSIONS)" --out "$(GRADES)" --timeout $(GRADE_TIMEOUT) --jobs $(GRADE_JOBS) --logs grading-logs
+
+# The students' edition: build/student-release/ and build/student-release.zip, without
+# solutions/, hidden tests or grading tools (REPLACE=1 replaces an existing one whole).
+REPLACE ?=
+
+release: venv
+	$(BIN)/python -m grading release $(if $(REPLACE),--replace)
 
 # Speed against a bare loop and Captum, notebook wall times, teaching-quality figures:
 # prints tables and updates benchmarks/RESULTS.md. `make bench BENCHMARKS="loops quality"`

@@ -1,4 +1,4 @@
-"""Command line: ``python -m grading assign | check | grade`` (the Makefile's targets call it)."""
+"""Command line: ``python -m grading assign | check | grade | release`` (the Makefile's targets)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ def main(argv=None) -> int:
     a = sub.add_parser("assign", help="build exercises/ and autograder/ from solutions/")
     a.add_argument("names", nargs="*", help="exercise names (default: all)")
     a.add_argument("--no-run-tests", action="store_true", help="do not check that the solutions pass")
+    a.add_argument("--force", action="store_true", help="replace edited exercises (a copy is kept in "
+                   "exercises/backups/)")
     c = sub.add_parser("check", help="run every master's tests on its own solution (trusted code only)")
     c.add_argument("names", nargs="*", help="exercise names (default: all)")
     g = sub.add_parser("grade", help="grade a folder of submissions into a CSV (sandboxed)")
@@ -28,11 +30,18 @@ def main(argv=None) -> int:
     g.add_argument("--memory", type=int, default=None, help="bytes of memory per notebook "
                    "(default GRADE_MEMORY or 4 GiB)")
     g.add_argument("--logs", type=Path, default=None, help="folder for each notebook's (untrusted) output")
+    r = sub.add_parser("release", help="write the students' edition (no solutions, no hidden tests)")
+    r.add_argument("--out", type=Path, default=None, help="folder to write (default build/student-release)")
+    r.add_argument("--replace", action="store_true", help="replace an existing folder whole")
     args = parser.parse_args(argv)
     if args.command == "assign":
         from .assign import assign
 
-        assign(args.names or None, run_tests=not args.no_run_tests)
+        assign(args.names or None, run_tests=not args.no_run_tests, force=args.force)
+    elif args.command == "release":
+        from .release import TARGET, build
+
+        build(args.out or TARGET, replace=args.replace)
     elif args.command == "check":
         failed = 0
         for name in args.names or masters.exercise_names():

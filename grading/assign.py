@@ -3,16 +3,23 @@
 ``otter assign`` turns each master ``solutions/NN_*.ipynb`` into ``build/otter/NN_*/``; the
 student notebook is copied to ``exercises/`` normalised (no outputs, stable cell ids) and
 stamped with the exercise's version (a hash of the master's set-up and test cases), so the
-grader can tell a notebook from an older release.
+grader can tell a notebook from an older release, and with a hash of its own cells.
+
+A student's work is never overwritten: a notebook in ``exercises/`` whose cells no longer
+match the hash it was written with has been edited, and ``assign`` leaves it alone, says
+which file and how to keep it, and fails. With ``force`` (``make exercises FORCE=1``) it
+first copies it to ``exercises/backups/NAME.YYYYmmdd-HHMMSS.ipynb`` and says where.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,7 +49,36 @@ def normalise_student_notebook(nb: nbformat.NotebookNode, name: str,
             cell["execution_count"] = None
     if version:
         nb.metadata["lecture"] = {"exercise": name, "exercise_version": version}
+    nb.metadata.setdefault("lecture", {})["cells_sha"] = cells_hash(nb)
     return nb
+
+
+def cells_hash(nb) -> str:
+    """A hash of a notebook's cell types and sources (outputs and metadata do not count)."""
+    cells = nb["cells"] if isinstance(nb, dict) else nb.cells
+    text = json.dumps([[c.get("cell_type"), "".join(c.get("source", ""))] for c in cells])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def edited(path: Path) -> bool:
+    """Whether the notebook at ``path`` differs from what ``make exercises`` wrote there."""
+    if not path.exists():
+        return False
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        stamp = nb.get("metadata", {}).get("lecture", {}).get("cells_sha")
+    except (ValueError, AttributeError):
+        return True
+    return stamp is None or stamp != cells_hash(nb)
+
+
+def keep_copy(path: Path) -> Path:
+    """Copy ``path`` to ``backups/`` beside it, with a time stamp; return the copy's path."""
+    backups = path.parent / "backups"
+    backups.mkdir(exist_ok=True)
+    copy = backups / f"{path.stem}.{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}"
+    shutil.copy2(path, copy)
+    return copy
 
 
 def assign_one(name: str, build: Path, run_tests: bool = True, solutions: Path = SOLUTIONS) -> Path:
@@ -67,14 +103,31 @@ def student_notebook(assigned: Path, name: str, solutions: Path = SOLUTIONS) -> 
 
 
 def assign(names=None, run_tests: bool = True, build: Path = BUILD, exercises: Path = EXERCISES,
-           autograder: Path = AUTOGRADER, jobs: int = 2) -> None:
-    names = names or exercise_names()
+           autograder: Path = AUTOGRADER, jobs: int = 2, force: bool = False,
+           solutions: Path = SOLUTIONS) -> None:
+    names = names or exercise_names(solutions)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        folders = dict(zip(names, pool.map(lambda n: assign_one(n, build, run_tests), names)))
+        folders = dict(zip(names, pool.map(lambda n: assign_one(n, build, run_tests, solutions), names)))
     exercises.mkdir(exist_ok=True)
     autograder.mkdir(exist_ok=True)
+    kept = []
     for name, folder in folders.items():
-        nbformat.write(student_notebook(folder, name), exercises / f"{name}.ipynb")
+        target = exercises / f"{name}.ipynb"
+        fresh = student_notebook(folder, name, solutions)
+        if edited(target) and cells_hash(json.loads(target.read_text(encoding="utf-8"))) != \
+                fresh.metadata["lecture"]["cells_sha"]:
+            if not force:
+                kept.append(target)
+                continue
+            print(f"{target} had your work in it: kept a copy in {keep_copy(target)}")
+        nbformat.write(fresh, target)
         (zipfile,) = (folder / "autograder").glob(f"{name}-autograder_*.zip")
         shutil.copy(zipfile, autograder / f"{name}.zip")
-        print(f"{name}: exercises/{name}.ipynb, autograder/{name}.zip")
+        print(f"{name}: {target}, {autograder / (name + '.zip')}")
+    if kept:
+        files = "\n  ".join(str(p) for p in kept)
+        raise SystemExit(
+            f"Not overwritten, because they hold work that `make exercises` did not write:\n  {files}\n"
+            "To keep that work, move the notebook out of exercises/ (e.g. into my-work/) before "
+            "running `make exercises` again, or run `make exercises FORCE=1`, which first keeps a "
+            "time-stamped copy in exercises/backups/ and says where.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -284,3 +285,40 @@ def test_the_judge_gives_the_solutions_full_marks_through_replay():
         master = _master(name)
         verdict = _judged(master, _solution_cells(master))
         assert verdict.scores == verdict.possible, (name, verdict.reason())
+
+
+def test_a_notebook_run_but_not_edited_counts_as_untouched(tmp_path):
+    path = tmp_path / "02_data_gradient.ipynb"
+    nb = nbformat.read(ROOT / "exercises" / path.name, as_version=4)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="ran")]
+    nbformat.write(nb, path)
+    assert not assign.edited(path)
+    nb.cells[2].source += "\n# my note"
+    nbformat.write(nb, path)
+    assert assign.edited(path)
+
+
+@pytest.mark.slow
+def test_students_work_survives_make_exercises_autograder_and_grade(tmp_path):
+    name = "02_data_gradient"
+    exercises = tmp_path / "exercises"
+    exercises.mkdir()
+    nb = nbformat.read(ROOT / "exercises" / f"{name}.ipynb", as_version=4)
+    answer = next(c for c in nb.cells if "otter_answer_cell" in c.metadata.get("tags", []))
+    answer.source = "def data_gradient(model, x, c):\n    return 'my own work'"
+    nbformat.write(nb, exercises / f"{name}.ipynb")
+    work = (exercises / f"{name}.ipynb").read_bytes()
+    folders = {"build": tmp_path / "build", "exercises": exercises, "autograder": tmp_path / "autograder"}
+
+    # make exercises / make autograder: refused, the work untouched, the message says how to keep it
+    with pytest.raises(SystemExit, match=r"(?s)Not overwritten.*02_data_gradient.ipynb.*FORCE=1"):
+        assign.assign([name], run_tests=False, **folders)
+    assert (exercises / f"{name}.ipynb").read_bytes() == work
+    # make exercises FORCE=1: a time-stamped copy first, then the fresh notebook
+    assign.assign([name], run_tests=False, force=True, **folders)
+    (copy,) = (exercises / "backups").glob(f"{name}.*.ipynb")
+    assert copy.read_bytes() == work and not assign.edited(exercises / f"{name}.ipynb")
+    # make grade writes nothing into exercises/ or autograder/
+    dry = subprocess.run(["make", "-n", "grade", "SUBMISSIONS=submissions"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert "grading grade" in dry and "assign" not in dry and "autograder" not in dry
