@@ -1,6 +1,7 @@
 """``make exercises``: the student notebooks (and otter's Gradescope zips) from the masters.
 
-``otter assign`` turns each master ``solutions/NN_*.ipynb`` into ``build/otter/NN_*/``; the
+``otter assign`` turns each master ``solutions/NN_*.ipynb`` into ``build/otter/NN_*/``; its
+Gradescope zip goes to ``autograder/`` made self-contained (:mod:`grading.gradescope`), and the
 student notebook is copied to ``exercises/`` normalised (no outputs, stable cell ids) and
 stamped with the exercise's version (a hash of the master's set-up and test cases), so the
 grader can tell a notebook from an older release, and with a hash of its own cells.
@@ -110,6 +111,9 @@ def assign(names=None, run_tests: bool = True, build: Path = BUILD, exercises: P
         folders = dict(zip(names, pool.map(lambda n: assign_one(n, build, run_tests, solutions), names)))
     exercises.mkdir(exist_ok=True)
     autograder.mkdir(exist_ok=True)
+    from .gradescope import build_wheel, make_self_contained
+
+    wheel = build_wheel(build.parent / "wheels")
     kept = []
     for name, folder in folders.items():
         target = exercises / f"{name}.ipynb"
@@ -123,6 +127,7 @@ def assign(names=None, run_tests: bool = True, build: Path = BUILD, exercises: P
         nbformat.write(fresh, target)
         (zipfile,) = (folder / "autograder").glob(f"{name}-autograder_*.zip")
         shutil.copy(zipfile, autograder / f"{name}.zip")
+        make_self_contained(autograder / f"{name}.zip", wheel)
         print(f"{name}: {target}, {autograder / (name + '.zip')}")
     if kept:
         files = "\n  ".join(str(p) for p in kept)

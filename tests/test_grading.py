@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -177,12 +178,15 @@ def test_find_submissions_sorts_out_bad_files(tmp_path):
     (tmp_path / "fay" / "copy_02_data_gradient.ipynb").write_text(
         (tmp_path / "fay" / f"{NAME}.ipynb").read_text())
     (tmp_path / "fay" / "notes.pdf").write_bytes(b"%PDF")
+    (tmp_path / "gus").mkdir()  # renamed and moved: the metadata still says which exercise
+    shutil.copy(ROOT / "exercises" / f"{NAME}.ipynb", tmp_path / "gus" / "final version (1).ipynb")
     (tmp_path / "ann" / ".ipynb_checkpoints").mkdir()
     (tmp_path / "ann" / ".ipynb_checkpoints" / f"{NAME}.ipynb").write_text("{}")
     subs, notes = batch.find_submissions(tmp_path, masters.exercise_names())
     got = {(s.student, s.exercise, s.graded) for s in subs}
     assert got == {("ann", NAME, True), ("bob_02_data_gradient", NAME, True), ("carl", None, False),
-                   ("dora", None, False), ("emil_homework", None, False), ("fay", NAME, False)}
+                   ("dora", None, False), ("emil_homework", None, False), ("fay", NAME, False),
+                   ("gus", NAME, True)}
     reasons = {s.student: s.reason for s in subs}
     assert "not valid JSON" in reasons["carl"] and "not a Jupyter notebook" in reasons["dora"]
     assert "which exercise" in reasons["emil_homework"] and "keep one" in reasons["fay"]
@@ -230,6 +234,12 @@ def test_batch_grades_each_submission_and_survives_bad_ones(tmp_path, built):
     submission(subs, "erin", {0: q1, 1: "import shutil\nshutil.rmtree('/', ignore_errors=True)\n" + q2})
     submission(subs, "frank", {0: "for _ in range(20000):\n    print('spam' * 100)\n" + q1, 1: q2})
     submission(subs, "gina", {0: q1.replace("):", ")", 1), 1: q2})  # a syntax error
+    old = submission(subs, "hank", {0: q1, 1: q2})  # correct, from an older release: other cell ids
+    nb = nbformat.read(old, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"old-{i}"
+    nb.metadata["lecture"]["exercise_version"] = "0ld"
+    nbformat.write(nb, old)
     points = {q: sum(c.points for c in master.tests if c.question == q) for q in ("q1", "q2")}
     full = f"{points['q1']:g}", f"{points['q2']:g}", "", f"{points['q1'] + points['q2']:g}"
 
@@ -257,6 +267,7 @@ def test_batch_grades_each_submission_and_survives_bad_ones(tmp_path, built):
     assert scores("dave")[:2] == ("0", full[1]) and "timed out" in rows["dave"]["reason"]
     assert scores("gina")[:2] == ("0", full[1]) and "SyntaxError" in rows["gina"]["reason"]
     assert "NoneType" not in rows["gina"]["reason"]
+    assert scores("hank") == full and "older version" in rows["hank"]["reason"]
     assert all((subs / s / f"{NAME}.ipynb").exists() for s in rows)  # submissions are never touched
     for log in (tmp_path / "logs").glob("*.log"):
         assert log.read_text().startswith("# UNTRUSTED")
