@@ -116,6 +116,12 @@ def find_submissions(folder: Path, known: list[str]) -> tuple[list[Submission], 
     return subs, notes
 
 
+def _cell(value: str) -> str:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
+    value = re.sub(r"[\x00-\x08\x0b-\x1f]", "", str(value))
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def _clean(name: str) -> str:
     """A student name safe in a CSV cell opened by a spreadsheet, and in a file name."""
     name = re.sub(r"[\x00-\x1f]", "", name)[:100]
@@ -337,7 +343,7 @@ def write_csv(rows: list[dict], out: Path) -> None:
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     os.replace(tmp, out)
 
 

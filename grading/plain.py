@@ -181,6 +181,6 @@ def load(folder, max_bytes: int = 256 * 2**20):
             tree = json.load(f)
         with np.load(paths[1], allow_pickle=False) as npz:
             arrays = Arrays({k: npz[k] for k in npz.files})
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, RecursionError, MemoryError) as err:
         raise BadData("unreadable results") from err
     return tree, arrays

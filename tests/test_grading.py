@@ -201,9 +201,32 @@ def test_missing_or_empty_folder_is_a_clear_error(tmp_path):
         batch.grade(tmp_path / "empty", tmp_path / "g.csv")
 
 
-def test_student_names_cannot_inject_spreadsheet_formulas():
+def test_no_csv_cell_can_inject_a_spreadsheet_formula(tmp_path):
     assert batch._clean("=cmd|' /C calc'!A0").startswith("'=")
     assert batch._clean("alice") == "alice"
+    out = tmp_path / "grades.csv"
+    batch.write_csv([{"student": "alice", "reason": "=HYPERLINK(\"http://x\")"},
+                     {"student": "bob", "reason": "+1", "ex:q1": "4"}], out)
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["reason"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "'+1"] and rows[1]["ex:q1"] == "4"
+
+
+def test_deeply_nested_results_are_refused(tmp_path):
+    (tmp_path / "results.json").write_text("[" * 100_000 + "]" * 100_000)
+    np.savez(tmp_path / "arrays.npz")
+    with pytest.raises(plain.BadData):
+        plain.load(tmp_path)
+
+
+def test_results_that_are_symlinks_are_refused(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text('{"cases": {}}')
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.json").symlink_to(secret)
+    np.savez(tmp_path / "results" / "arrays.npz")
+    with pytest.raises(plain.BadData):
+        plain.load(tmp_path / "results")
 
 
 def test_without_bubblewrap_grading_stops_unless_told_unsafe(monkeypatch, tmp_path):
