@@ -193,10 +193,16 @@ def run_sandboxed(sub: Submission, ex: Exercise, work: Path, timeout: float, mem
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     box, reader = _collect(proc.stdout)
     status = "ok"
+    deadline = time.monotonic() + timeout
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        status = "timeout"
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                status = "timeout"
+                break
+            if _size(work / "results") > sandbox.RESULTS_BYTES:
+                status = "wrote too much"
+                break
+            time.sleep(0.2)
     finally:
         _kill(proc)
     reader.join(timeout=5)
@@ -205,6 +211,22 @@ def run_sandboxed(sub: Submission, ex: Exercise, work: Path, timeout: float, mem
     if status == "ok" and proc.returncode not in (0, None):
         status = f"exit {proc.returncode}"
     return status, output
+
+
+def _size(folder: Path, most: int = 10_000) -> int:
+    """Bytes under ``folder`` (counting at most ``most`` entries; more counts as too much)."""
+    total, seen = 0, 0
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            seen += 1
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+        seen += len(dirs)
+        if seen > most:
+            return sandbox.RESULTS_BYTES + 1
+    return total
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -234,6 +256,9 @@ def grade_one(sub: Submission, ex: Exercise, timeout: float, memory: int | None,
         notes = []
         if status == "timeout":
             notes.append(f"timed out after {timeout:.0f} s (an endless loop or very slow code?); "
+                         "the tests it did not reach score zero")
+        elif status == "wrote too much":
+            notes.append("stopped: the notebook wrote too much into the results folder; "
                          "the tests it did not reach score zero")
         elif status != "ok" or not tree:
             notes.append(f"the notebook's grading process ended early ({status}; out of memory "

@@ -4,8 +4,9 @@ Each notebook runs in ``bwrap`` with
 - its own network namespace (no network; 127.0.0.1 is the sandbox's own loopback), its own
   PID, IPC and UTS namespaces, and a new session; every process it started dies with it;
 - the system (``/usr``), the Python installation, the virtual environment and
-  ``lecture_utils`` read-only, a private ``/tmp`` and home (tmpfs), and only its own scratch
-  folders (``/submission`` and ``/results``) writable; none of the instructor's other files
+  ``lecture_utils`` read-only; a private ``/tmp``, home and working folder ``/submission``
+  (size-limited tmpfs, with the notebook in it read-only); the only host folder it can write
+  is its own ``/results``, whose size the caller watches; none of the instructor's other files
   (no ``solutions/``, other submissions, ``build/``, grades, home) exist inside;
 - as an unprivileged user (uid 65534 when grading runs as root), no capabilities, and
   ``no_new_privs``;
@@ -32,6 +33,8 @@ import lecture_utils
 MEMORY = int(os.environ.get("GRADE_MEMORY", str(4 * 2**30)))
 PROCS = int(os.environ.get("GRADE_PROCS", "64"))
 NOBODY = 65534
+WORK_BYTES = 512 * 2**20  # the sandbox's working folder (a tmpfs); results are watched apart
+RESULTS_BYTES = 300 * 2**20  # more than this in the results folder stops the run
 FIRST_UID = 62000  # as root, sandbox slot k runs as uid FIRST_UID + k: limits never shared
 UNSAFE = ("GRADE_SANDBOX=none: student code runs WITHOUT a sandbox, as you, with your files "
           "and your network. Use it only for notebooks you trust.")
@@ -118,9 +121,11 @@ def wrap(argv: list[str], scratch: Path | None, grader: Path | None = None,
         cmd += ["--ro-bind", str(path), str(path)]
     if grader is not None:
         cmd += ["--ro-bind", str(grader), "/grader"]
-    if scratch is not None:
-        cmd += ["--bind", str(scratch / "submission"), "/submission",
-                "--bind", str(scratch / "results"), "/results", "--chdir", "/submission"]
+    if scratch is not None:  # the working folder is a tmpfs of its own size; the notebook read-only
+        cmd += ["--perms", "0777", "--size", str(WORK_BYTES), "--tmpfs", "/submission"]
+        for notebook in sorted((scratch / "submission").glob("*.ipynb")):
+            cmd += ["--ro-bind", str(notebook), f"/submission/{notebook.name}"]
+        cmd += ["--bind", str(scratch / "results"), "/results", "--chdir", "/submission"]
     cmd += ["--"]
     if root:
         cmd += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",

@@ -257,6 +257,9 @@ def test_batch_grades_each_submission_and_survives_bad_ones(tmp_path, built):
     submission(subs, "erin", {0: q1, 1: "import shutil\nshutil.rmtree('/', ignore_errors=True)\n" + q2})
     submission(subs, "frank", {0: "for _ in range(20000):\n    print('spam' * 100)\n" + q1, 1: q2})
     submission(subs, "gina", {0: q1.replace("):", ")", 1), 1: q2})  # a syntax error
+    fill = ("try:\n    open('big', 'wb').write(b'0' * 600_000_000)\nexcept OSError:\n    pass\n"
+            "for i in range(8):\n    open(f'/results/junk{i}', 'wb').write(b'0' * 60_000_000)\n")
+    submission(subs, "ivan", {0: fill + q1, 1: q2})  # tries to fill the disk
     old = submission(subs, "hank", {0: q1, 1: q2})  # correct, from an older release: other cell ids
     nb = nbformat.read(old, as_version=4)
     for i, cell in enumerate(nb.cells):
@@ -291,6 +294,7 @@ def test_batch_grades_each_submission_and_survives_bad_ones(tmp_path, built):
     assert scores("gina")[:2] == ("0", full[1]) and "SyntaxError" in rows["gina"]["reason"]
     assert "NoneType" not in rows["gina"]["reason"]
     assert scores("hank") == full and "older version" in rows["hank"]["reason"]
+    assert scores("ivan")[3] == "0" and "wrote too much" in rows["ivan"]["reason"]
     assert all((subs / s / f"{NAME}.ipynb").exists() for s in rows)  # submissions are never touched
     for log in (tmp_path / "logs").glob("*.log"):
         assert log.read_text().startswith("# UNTRUSTED")
