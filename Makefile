@@ -23,8 +23,11 @@ $(BENCH_STAMP): pyproject.toml
 	@touch $(BENCH_STAMP)
 
 # The whole project is the root (students need exercises/ too); the browser opens on notebooks/.
+# Jupyter refuses to run as root unless told; containers and hubs often run as root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: venv
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks
+	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

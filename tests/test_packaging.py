@@ -75,3 +75,12 @@ def test_captum_is_only_a_benchmark_extra():
     package = ROOT / "lecture_utils"
     imports = re.compile(r"^\s*(import|from) captum", re.M)
     assert not [p for p in package.rglob("*.py") if imports.search(p.read_text())]
+
+
+def test_make_lab_allows_root_only_as_root():
+    import os
+    import subprocess
+
+    dry = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "jupyter lab" in dry
+    assert ("--allow-root" in dry) == (os.geteuid() == 0)
