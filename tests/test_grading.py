@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from grading import batch, judge, masters, plain, probes, sandbox
+from grading import batch, judge, masters, plain, probes, sandbox, submissions
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "02_data_gradient"  # the smallest exercise
@@ -182,7 +182,7 @@ def test_find_submissions_sorts_out_bad_files(tmp_path):
     shutil.copy(ROOT / "exercises" / f"{NAME}.ipynb", tmp_path / "gus" / "final version (1).ipynb")
     (tmp_path / "ann" / ".ipynb_checkpoints").mkdir()
     (tmp_path / "ann" / ".ipynb_checkpoints" / f"{NAME}.ipynb").write_text("{}")
-    subs, notes = batch.find_submissions(tmp_path, masters.exercise_names())
+    subs, notes = submissions.find_submissions(tmp_path, masters.exercise_names())
     got = {(s.student, s.exercise, s.graded) for s in subs}
     assert got == {("ann", NAME, True), ("bob_02_data_gradient", NAME, True), ("carl", None, False),
                    ("dora", None, False), ("emil_homework", None, False), ("fay", NAME, False),
@@ -202,10 +202,10 @@ def test_missing_or_empty_folder_is_a_clear_error(tmp_path):
 
 
 def test_no_csv_cell_can_inject_a_spreadsheet_formula(tmp_path):
-    assert batch._clean("=cmd|' /C calc'!A0").startswith("'=")
-    assert batch._clean("alice") == "alice"
+    assert submissions._clean("=cmd|' /C calc'!A0").startswith("'=")
+    assert submissions._clean("alice") == "alice"
     out = tmp_path / "grades.csv"
-    batch.write_csv([{"student": "alice", "reason": "=HYPERLINK(\"http://x\")"},
+    submissions.write_csv([{"student": "alice", "reason": "=HYPERLINK(\"http://x\")"},
                      {"student": "bob", "reason": "+1", "ex:q1": "4"}], out)
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
