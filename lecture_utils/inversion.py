@@ -235,7 +235,8 @@ def invert(
     ``image_or_code``: a photograph (path, PIL image, ``(H, W, 3)`` array), an input
     tensor ``(N, 3, H, W)``, or a code Φ0 ``(N, ...)`` of that layer. Keyword
     settings: see :class:`InversionSettings`. ``callback(step, images, history)``
-    is called every ``callback_every`` steps and at the end with ``(N, H, W, 3)`` images.
+    is called after the first step (a live panel's first picture), every ``callback_every``
+    steps and at the end, with ``(N, H, W, 3)`` images.
     """
     unknown = set(settings) - set(InversionSettings.__dataclass_fields__)
     if unknown:
@@ -293,7 +294,7 @@ def invert(
             if s.clamp:
                 x.copy_(priors.clamp_pixels(x, clf))
         history.add(code=code_loss, alpha=r_alpha, tv=r_tv, objective=objective)
-        if callback is not None and ((step + 1) % callback_every == 0 or step + 1 == s.steps):
+        if callback is not None and (step == 0 or (step + 1) % callback_every == 0 or step + 1 == s.steps):
             callback(step + 1, clf.deprocess(x.detach()).reshape(n, size, size, 3), history.values())
     final = x.detach()
     return InversionResult(

@@ -145,8 +145,9 @@ def synthesize(
 ) -> SynthesisResult:
     """Gradient ascent on the image for one target or a list of targets (one image each).
 
-    ``callback(step, images, history)`` is called every ``callback_every`` steps
-    and at the end, with the current images ``(N, H, W, 3)``, for live display.
+    ``callback(step, images, history)`` is called after the first step (so a live panel
+    shows a picture at once), every ``callback_every`` steps and at the end, with the
+    current images ``(N, H, W, 3)``, for live display.
     """
     r = _resolve_recipe(recipe, overrides)
     targets = resolve_targets(clf, targets)
@@ -177,7 +178,7 @@ def synthesize(
                 if r.clamp:
                     image.x.copy_(priors.clamp_pixels(image.x, clf))
         history.add(score=scores, penalty=penalty, objective=objective)
-        if callback is not None and ((step + 1) % callback_every == 0 or step + 1 == r.steps):
+        if callback is not None and (step == 0 or (step + 1) % callback_every == 0 or step + 1 == r.steps):
             with torch.no_grad():
                 images = clf.deprocess(image.input()).reshape(len(targets), size, size, 3)
                 callback(step + 1, images, history.values())

@@ -64,7 +64,7 @@ def test_sgd_schedule_and_callback(clf, small_cat):
     result = invert(clf, small_cat, "blocks.0", steps=6, optimizer="sgd", lr=1.0, schedule="step",
                     callback=lambda step, images, history: seen.append((step, images.shape)),
                     callback_every=4, progress=False)
-    assert seen == [(4, (1, 64, 64, 3)), (6, (1, 64, 64, 3))]
+    assert seen == [(1, (1, 64, 64, 3)), (4, (1, 64, 64, 3)), (6, (1, 64, 64, 3))]
     assert result.settings["optimizer"] == "sgd"
 
 

@@ -80,7 +80,9 @@ def test_callback_sees_live_images(linear_clf):
         linear_clf, 1, "plain", steps=5, callback_every=2, progress=False,
         callback=lambda step, images, history: seen.append((step, images.shape, len(history["score"]))),
     )
-    assert seen == [(2, (1, 8, 8, 3), 2), (4, (1, 8, 8, 3), 4), (5, (1, 8, 8, 3), 5)]
+    # after the first step (a live panel's first picture), every 2 steps, and at the end
+    assert seen == [(1, (1, 8, 8, 3), 1), (2, (1, 8, 8, 3), 2), (4, (1, 8, 8, 3), 4),
+                    (5, (1, 8, 8, 3), 5)]
 
 
 def test_one_forward_pass_per_step_and_one_at_the_end(linear_clf):
