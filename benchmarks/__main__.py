@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: run the benchmarks and update ``benchmarks/RESULTS.md``.
 
-NAME is any of ``loops``, ``attribution``, ``quality``, ``notebooks``, ``grading``
-(default: all, in that order). The device is the package's choice (``LECTURE_DEVICE``,
+NAME is any of ``loops``, ``attribution``, ``quality``, ``notebooks``, ``grading``,
+``panels`` (default: all, in that order). The device is the package's choice (``LECTURE_DEVICE``,
 else CUDA, MPS, CPU). Run on a quiet machine: anything else running shifts
 the timings (the ranges in the tables show how much).
 """
@@ -15,11 +15,11 @@ import warnings
 
 import lecture_utils as lu
 
-from . import attribution, grading, loops, notebooks, quality
+from . import attribution, grading, loops, notebooks, panels, quality
 from .common import RESULTS, device_description, progress
 
 BENCHMARKS = {"loops": loops, "attribution": attribution, "quality": quality, "notebooks": notebooks,
-              "grading": grading}
+              "grading": grading, "panels": panels}
 
 
 def main(argv: list[str] | None = None) -> int:
