@@ -58,7 +58,7 @@ class TargetNotPredictedWarning(UserWarning):
 def _as_input(clf, x) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         x = clf.preprocess(x)
-    return check_input(x, clf)
+    return check_input(x, clf, finite=True)
 
 
 def _warn_if_not_predicted(clf, logits: torch.Tensor, targets, stacklevel: int) -> None:
@@ -156,6 +156,11 @@ def saliency_map(grad: torch.Tensor, reduce: str = "max") -> torch.Tensor:
         raise ValueError(
             f"saliency_map expects a gradient of shape (N, 3, H, W) or (3, H, W), got "
             f"{tuple(grad.shape)}: pass the output of input_gradient, not a map or an image."
+        )
+    if not bool(torch.isfinite(grad).all()):
+        raise ValueError(
+            "The gradient holds NaN or infinite values, so its map would too: check the input "
+            "it came from (torch.isfinite(x).all()) and the model's output for it."
         )
     if reduce == "max":
         out = grad.abs().amax(dim=-3)

@@ -40,6 +40,10 @@ def sample_images(names: Iterable[str] = SAMPLE_NAMES) -> dict[str, np.ndarray]:
 
 
 def _from_array(array: np.ndarray) -> np.ndarray:
+    if array.size == 0:
+        raise ValueError(
+            f"The image has no pixels (shape {array.shape}); pass a picture of at least 1x1 pixels."
+        )
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
@@ -57,7 +61,10 @@ def _from_array(array: np.ndarray) -> np.ndarray:
         rgb = array
     elif np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
-            raise ValueError("The image holds NaN or infinite values.")
+            raise ValueError(
+                "The image holds NaN or infinite values: check how it was made, or replace "
+                "them (np.nan_to_num(image)) before loading it."
+            )
         lo, hi = float(array.min()), float(array.max())
         if lo < 0.0 or hi > 1.0:
             raise ValueError(
@@ -89,10 +96,19 @@ def load_image(source) -> np.ndarray:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"No image file at {path.resolve()}.")
-        from PIL import Image
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path} is empty (0 bytes): it holds no image. Copy the picture again.")
+        from PIL import Image, UnidentifiedImageError
 
-        with Image.open(path) as img:
-            return load_image(img)
+        try:
+            with Image.open(path) as img:
+                return load_image(img)
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(
+                f"{path} is not an image that can be read (PIL: {err.__class__.__name__}); it may "
+                "be another kind of file with an image name, or cut short. Open it in an image "
+                "viewer, or save it again as PNG or JPEG."
+            ) from None
     try:
         from PIL import Image
 

@@ -194,6 +194,12 @@ def _target_code(clf, image_or_code, layer: str, size: int) -> tuple[torch.Tenso
         with torch.no_grad():
             return code_of(clf, x, layer).detach(), x.shape[-1]
     t = image_or_code.detach().to(clf.device).float()
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        raise ValueError(
+            f"The code or image passed to invert holds NaN or infinite values, shape "
+            f"{tuple(t.shape)}: nothing can be reconstructed from it. Compute the code again "
+            f"with lu.code_of(clf, x, {layer!r}) from a finite input, or pass the image itself."
+        )
     with torch.no_grad():
         expected = tuple(code_of(clf, torch.zeros(1, 3, size, size, device=clf.device), layer).shape[1:])
     if tuple(t.shape[1:]) == expected:
@@ -201,7 +207,7 @@ def _target_code(clf, image_or_code, layer: str, size: int) -> tuple[torch.Tenso
     if tuple(t.shape) == expected:  # one code without its batch axis
         return t[None], size
     if t.dim() in (3, 4) and t.shape[-3] == 3:  # an input image
-        x = check_input(t, clf)
+        x = check_input(t, clf, finite=True)
         with torch.no_grad():
             return code_of(clf, x, layer).detach(), x.shape[-1]
     raise ValueError(

@@ -154,7 +154,7 @@ class Classifier:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The raw class scores (logits) ``(N, 1000)`` for an input batch ``(N, 3, H, W)``."""
         self.ensure_eval()
-        return self.net(check_input(x, self))
+        return self.net(check_input(x, self, finite=True))
 
     def layer_names(self) -> list[str]:
         """Dotted names of every layer, for neuron targets and reconstruction."""
@@ -184,8 +184,11 @@ class Classifier:
         return out[0] if len(out) == 1 else out
 
 
-def check_input(x, clf: Classifier | None = None) -> torch.Tensor:
-    """Check that ``x`` is a float image batch ``(N, 3, H, W)``; a ``(3, H, W)`` image gains N=1."""
+def check_input(x, clf: Classifier | None = None, finite: bool = False) -> torch.Tensor:
+    """Check that ``x`` is a float image batch ``(N, 3, H, W)``; a ``(3, H, W)`` image gains N=1.
+
+    ``finite``: also refuse NaN and infinite values (one pass over the data; the public entry
+    points ask for it, the optimisation loops' inner calls do not)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(
             f"Expected an input tensor (N, 3, H, W), got {type(x).__name__}; "
@@ -200,6 +203,20 @@ def check_input(x, clf: Classifier | None = None) -> torch.Tensor:
         )
     if not x.is_floating_point():
         raise TypeError(f"Expected a float input tensor, got {x.dtype}; use clf.preprocess(image).")
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"Got an empty batch {tuple(x.shape)}: there is no image to compute on. "
+            "Pass at least one image, e.g. clf.preprocess(photo)."
+        )
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"The input {tuple(x.shape)} has no pixels; use clf.preprocess(image).")
+    if finite and not bool(torch.isfinite(x).all()):
+        bad = sorted({int(i) for i in (~torch.isfinite(x)).flatten(1).any(dim=1).nonzero()[:, 0]})
+        raise ValueError(
+            f"The input holds NaN or infinite values (image(s) {bad}); a map or picture "
+            "computed from it would be NaN. Check how it was made (a division by zero?), "
+            "or start again from clf.preprocess(photo)."
+        )
     if clf is not None and x.device != clf.device:
         x = x.to(clf.device)
     return x

@@ -67,14 +67,21 @@ class Recipe:
     def validated(self) -> Recipe:
         for name in ("lr", "l2", "blur_sigma", "scale", "rotate"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or value < 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
         for name in ("steps", "jitter", "blur_every"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {value!r}.")
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}.")
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int)
+                                      or self.size < 8):
+            raise ValueError(
+                f"size must be a whole number of pixels >= 8, or None for the model's input "
+                f"size, got {self.size!r}."
+            )
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
         if self.parametrisation not in ("pixel", "fourier"):

@@ -126,6 +126,12 @@ def resolve_target(clf, target) -> ClassTarget | Neuron:
 def resolve_targets(clf, targets, n: int | None = None) -> list[ClassTarget | Neuron]:
     """One target or a list of them, as a list of length ``n`` (one target is repeated)."""
     if isinstance(targets, (list, tuple)):
+        if not targets:
+            raise ValueError(
+                "Got an empty list of targets: there is nothing to visualise or explain. "
+                "Give a class (index or label), a neuron ('layer:channel' or Neuron), or a "
+                "non-empty list of them."
+            )
         resolved = [resolve_target(clf, t) for t in targets]
         if n is not None and len(resolved) != n:
             raise ValueError(
