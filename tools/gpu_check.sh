@@ -28,7 +28,7 @@ run() {  # run NAME COMMAND...: time one step, remember a failure, go on
 run "unit tests on $LECTURE_DEVICE" "$PY" -m pytest tests -q -o addopts="-ra" -p no:cacheprovider \
     --ignore=tests/test_browser.py --ignore=tests/test_grading.py --ignore=tests/test_grading_attacks.py \
     --ignore=tests/test_exercises.py --ignore=tests/test_lecture_build.py
-run "benchmarks and notebooks on $LECTURE_DEVICE" "$PY" -m benchmarks
+run "benchmarks and notebooks on $LECTURE_DEVICE" "$PY" -m benchmarks loops attribution quality notebooks grading
 if [ -n "${OUT:-}" ]; then cp benchmarks/RESULTS.md "$OUT/" 2>/dev/null || true; fi
 echo "gpu-check: $([ $status = 0 ] && echo 'all passed' || echo 'FAILURES above') in $SECONDS s"
 exit $status
