@@ -17,10 +17,12 @@ the backward pass through ReLUs by another rule (``rule="deconvnet"`` or
 ``"guided"``, see :mod:`lecture_utils.relu_rules`), which gives the
 deconvnet and guided backpropagation pictures with the same call.
 
-A target is a class (index or label: the gradient of the raw score S_c) or a
-neuron (``"layer:channel"``: the slides' "set the gradient to zero except for
-the neuron of interest"; without a position, the channel's strongest position
-in each image).
+A target is a class (index or label: the gradient of the raw score S_c), a
+:class:`~lecture_utils.targets.Neuron` at a position (the slides' "set the gradient
+to zero except for the neuron of interest") or a
+:class:`~lecture_utils.targets.Channel` with its reduction (notebook 05 uses
+``reduce="max"``: the channel's strongest position in each image). The score comes
+from the one scorer, :func:`lecture_utils.targets.score_pass`, that synthesis uses too.
 
 Example::
 
@@ -35,20 +37,21 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from typing import Literal, get_args
 
 import torch
 
-from .layers import activations
 from .models import check_input
-from .relu_rules import RULES, relu_rule
-from .targets import ClassTarget, Neuron, resolve_targets
+from .relu_rules import RULES, Rule, relu_rule
+from .targets import ClassTarget, resolve_targets, score_pass
 
 __all__ = [
     "TargetNotPredictedWarning", "input_gradient", "saliency_map", "smooth_grad",
-    "guided_backprop", "deconvnet",
+    "guided_backprop", "deconvnet", "REDUCTIONS", "SaliencyReduction",
 ]
 
-REDUCTIONS = ("max", "sum", "signed")
+SaliencyReduction = Literal["max", "sum", "signed"]  # over the colour channels
+REDUCTIONS: tuple[str, ...] = get_args(SaliencyReduction)
 
 
 class TargetNotPredictedWarning(UserWarning):
@@ -78,46 +81,16 @@ def _warn_if_not_predicted(clf, logits: torch.Tensor, targets, stacklevel: int) 
         )
 
 
-def _scores(clf, x: torch.Tensor, targets) -> torch.Tensor:
-    """One score per image: the raw logit, or the neuron's activation (strongest position if
-    none is given)."""
-    layers = [t.layer for t in targets if isinstance(t, Neuron)]
-    need_logits = any(isinstance(t, ClassTarget) for t in targets)
-    logits, acts = activations(clf.net, x, layers, logits=need_logits)
-    if logits is not None:
-        _warn_if_not_predicted(clf, logits, targets, stacklevel=4)
-    scores = []
-    for i, t in enumerate(targets):
-        if isinstance(t, ClassTarget):
-            scores.append(logits[i, t.index])
-            continue
-        act = acts[t.layer]
-        if act.dim() == 2:
-            act = act[:, :, None, None]
-        if t.channel >= act.shape[1]:
-            raise ValueError(
-                f"Channel {t.channel} is out of range: layer {t.layer!r} has {act.shape[1]} "
-                f"channels (0..{act.shape[1] - 1})."
-            )
-        if t.y is None:
-            scores.append(act[i, t.channel].flatten().max())  # the strongest position
-        elif 0 <= t.y < act.shape[2] and 0 <= t.x < act.shape[3]:
-            scores.append(act[i, t.channel, t.y, t.x])
-        else:
-            raise ValueError(
-                f"Position (y={t.y}, x={t.x}) is outside layer {t.layer!r}'s "
-                f"{act.shape[2]}x{act.shape[3]} feature map."
-            )
-    return torch.stack(scores)
-
-
-def input_gradient(clf, x, target, rule: str = "backprop") -> torch.Tensor:
+def input_gradient(clf, x, target, rule: Rule = "backprop") -> torch.Tensor:
     """The gradient of each image's target score w.r.t. the input, ``(N, 3, H, W)``.
 
     ``x``: an input batch ``(N, 3, H, W)`` (or a photograph); ``target``: one
     target for all images or a list with one per image; ``rule``: how the
     backward pass crosses ReLUs (``"backprop"`` is the true gradient). One
     forward and one backward pass for the whole batch.
+
+    This is the slides' *data gradient* (notebook 02 defines it, with the bare autograd call
+    first); exercise 02 asks students to write it as ``data_gradient``.
     """
     if rule not in RULES:
         raise ValueError(f"Unknown rule {rule!r}: choose one of {', '.join(RULES)}.")
@@ -127,7 +100,9 @@ def input_gradient(clf, x, target, rule: str = "backprop") -> torch.Tensor:
     x = x.detach().clone().requires_grad_(True)
     context = contextlib.nullcontext() if rule == "backprop" else relu_rule(clf.net, rule)
     with context, torch.enable_grad():
-        scores = _scores(clf, x, targets)
+        logits, scores = score_pass(clf, x, targets)
+        if logits is not None:
+            _warn_if_not_predicted(clf, logits, targets, stacklevel=3)
         (grad,) = torch.autograd.grad(scores.sum(), x)
     return grad.detach()
 
@@ -142,7 +117,7 @@ def deconvnet(clf, x, target) -> torch.Tensor:
     return input_gradient(clf, x, target, rule="deconvnet")
 
 
-def saliency_map(grad: torch.Tensor, reduce: str = "max") -> torch.Tensor:
+def saliency_map(grad: torch.Tensor, reduce: SaliencyReduction = "max") -> torch.Tensor:
     """Fold a gradient's colour channels into one map per image.
 
     ``grad``: ``(N, 3, H, W)`` → ``(N, H, W)``, or ``(3, H, W)`` → ``(H, W)``.
@@ -174,7 +149,7 @@ def saliency_map(grad: torch.Tensor, reduce: str = "max") -> torch.Tensor:
     return out
 
 
-def smooth_grad(clf, x, target, noise: float = 0.15, samples: int = 16, rule: str = "backprop",
+def smooth_grad(clf, x, target, noise: float = 0.15, samples: int = 16, rule: Rule = "backprop",
                 seed: int = 0, batch_size: int = 8) -> torch.Tensor:
     """SmoothGrad (Smilkov et al. 2017): the gradient averaged over noisy copies of the input.
 

@@ -1,18 +1,26 @@
-"""What to explain: a class score S_c or a neuron inside the network.
+"""What to explain: a class score S_c, one neuron, or a whole channel inside the network.
 
-The lecture maximises (and differentiates) two kinds of quantity:
+The lecture maximises (and differentiates) three kinds of quantity, and this module is
+the one place that computes them (the *scorer*: synthesis, reconstruction and attribution
+all call :func:`score_pass`):
 
 * a **class score** S_c(I), the raw logit of class ``c`` *before* the softmax
   (Simonyan et al. 2014): the softmax could grow by pushing the other classes
   down instead of making the image look more like ``c``;
 * a **neuron**: the slides' "set activations in a layer of interest to all
-  zero, except 1.0 for a neuron of interest", i.e. the activation of one
-  channel of one layer, at a position ``(y, x)`` or averaged over positions.
+  zero, except 1.0 for a neuron of interest": one unit, channel ``channel`` of
+  a layer at position ``(y, x)`` of its feature map (:class:`Neuron`);
+* a **channel**: the whole feature map of one channel, reduced to one number by a
+  named reduction (:class:`Channel`): ``"mean"`` over all positions (notebook 01
+  visualises channels this way, as Lucid's channel objective does) or ``"max"``, the
+  strongest position (notebook 05: the slides' "pick a single intermediate neuron"
+  is the one that fires most for this image).
 
 A target is written as a class index (``1``), a label (``"goldfish"``), a
-string ``"layer:channel"`` (``"blocks.4:17"``) or a :class:`Neuron`.
-:func:`resolve_target` turns any of them into a :class:`ClassTarget` or a
-:class:`Neuron`, and :func:`target_scores` computes one score per image.
+:class:`Neuron`, a :class:`Channel`, or a string: ``"layer:channel"`` is the channel's
+mean, ``"layer:channel:max"`` its maximum and ``"layer:channel:y:x"`` one neuron.
+:func:`resolve_target` turns any of them into a :class:`ClassTarget`, :class:`Neuron` or
+:class:`Channel`.
 """
 
 from __future__ import annotations
@@ -21,13 +29,16 @@ import difflib
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
 from .layers import activations
 
-__all__ = ["ClassTarget", "Neuron", "resolve_target", "resolve_targets", "target_scores",
-           "score_pass", "scores_from", "channel_count"]
+__all__ = ["ClassTarget", "Neuron", "Channel", "ChannelReduction", "Target", "resolve_target",
+           "resolve_targets", "score_pass", "channel_count"]
+
+ChannelReduction = Literal["mean", "max"]  # how a Channel becomes one number
 
 
 @dataclass(frozen=True)
@@ -43,33 +54,69 @@ class ClassTarget:
 
 @dataclass(frozen=True)
 class Neuron:
-    """Channel ``channel`` of layer ``layer``, at ``(y, x)`` or, if those are None, averaged over
-    all positions of the feature map (a "channel" objective)."""
+    """One unit: channel ``channel`` of layer ``layer`` at position ``(y, x)`` of its feature map.
+
+    For a whole channel (no position) use :class:`Channel`, which says how the map is reduced.
+    """
 
     layer: str
     channel: int
     y: int | None = None
     x: int | None = None
 
-    @classmethod
-    def parse(cls, text: str) -> Neuron:
-        """``"layer:channel"`` or ``"layer:channel:y:x"`` to a :class:`Neuron`."""
-        parts = text.split(":")
-        try:
-            if len(parts) == 2:
-                return cls(parts[0], int(parts[1]))
-            if len(parts) == 4:
-                return cls(parts[0], int(parts[1]), int(parts[2]), int(parts[3]))
-        except ValueError:
-            pass
-        raise ValueError(
-            f"Cannot read a neuron from {text!r}: write 'layer:channel' (e.g. 'blocks.4:17') "
-            "or 'layer:channel:y:x'."
-        )
+    def __post_init__(self) -> None:
+        if self.y is None or self.x is None:
+            raise ValueError(
+                f"Neuron({self.layer!r}, {self.channel}) needs a position y and x: a neuron is one "
+                f"unit of the feature map. For the whole channel write Channel({self.layer!r}, "
+                f"{self.channel}) (its mean over positions, notebook 01) or Channel({self.layer!r}, "
+                f"{self.channel}, reduce='max') (its strongest position, notebook 05)."
+            )
 
     def __str__(self) -> str:
-        where = "" if self.y is None else f" at (y={self.y}, x={self.x})"
-        return f"{self.layer}:{self.channel}{where}"
+        return f"{self.layer}:{self.channel}:{self.y}:{self.x}"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Channel ``channel`` of layer ``layer``, its whole feature map reduced to one number:
+    ``reduce="mean"`` (over all positions) or ``"max"`` (the strongest position)."""
+
+    layer: str
+    channel: int
+    reduce: ChannelReduction = "mean"
+
+    def __post_init__(self) -> None:
+        if self.reduce not in get_args(ChannelReduction):
+            raise ValueError(
+                f"Unknown reduce {self.reduce!r} for a channel: choose 'mean' (all positions) "
+                "or 'max' (the strongest position)."
+            )
+
+    def __str__(self) -> str:
+        return f"{self.layer}:{self.channel}" + (":max" if self.reduce == "max" else "")
+
+
+Target = ClassTarget | Neuron | Channel
+
+
+def parse_unit(text: str) -> Neuron | Channel:
+    """``"layer:channel"``, ``"layer:channel:max"`` or ``"layer:channel:y:x"`` to a target."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 2:
+            return Channel(parts[0], int(parts[1]))
+        if len(parts) == 3 and parts[2] in get_args(ChannelReduction):
+            return Channel(parts[0], int(parts[1]), parts[2])
+        if len(parts) == 4:
+            return Neuron(parts[0], int(parts[1]), int(parts[2]), int(parts[3]))
+    except ValueError:
+        pass
+    raise ValueError(
+        f"Cannot read a channel or neuron from {text!r}: write 'layer:channel' (e.g. "
+        "'blocks.4:17', the channel's mean), 'layer:channel:max' (its strongest position) or "
+        "'layer:channel:y:x' (one neuron)."
+    )
 
 
 def _label_index(labels: Sequence[str], text: str) -> int:
@@ -88,13 +135,14 @@ def _label_index(labels: Sequence[str], text: str) -> int:
     raise ValueError(f"Unknown class label {text!r}.{hint} clf.labels lists all 1000.")
 
 
-def resolve_target(clf, target) -> ClassTarget | Neuron:
-    """Any way of naming a target (index, label, ``"layer:channel"``, Neuron) to a target object.
+def resolve_target(clf, target) -> Target:
+    """Any way of naming a target (index, label, ``"layer:channel"``, Neuron, Channel) to a
+    target object.
 
     Raises ``ValueError`` for an index outside 0..999, an unknown label or a
     negative channel, and ``KeyError`` for an unknown layer.
     """
-    if isinstance(target, (ClassTarget, Neuron)):
+    if isinstance(target, (ClassTarget, Neuron, Channel)):
         resolved = target
     elif isinstance(target, numbers.Integral) and not isinstance(target, bool):
         index = int(target)
@@ -104,26 +152,24 @@ def resolve_target(clf, target) -> ClassTarget | Neuron:
             )
         return ClassTarget(index, clf.labels[index])
     elif isinstance(target, str) and ":" in target:
-        resolved = Neuron.parse(target)
+        resolved = parse_unit(target)
     elif isinstance(target, str):
         index = _label_index(clf.labels, target)
         return ClassTarget(index, clf.labels[index])
     else:
         raise TypeError(
             f"Cannot use {target!r} as a target: pass a class index, a label, "
-            "'layer:channel' or a Neuron."
+            "'layer:channel', a Channel or a Neuron."
         )
     if isinstance(resolved, ClassTarget):
         return resolve_target(clf, resolved.index)
     clf.layer(resolved.layer)  # raises KeyError with close names
     if resolved.channel < 0:
         raise ValueError(f"Channel must be >= 0, got {resolved.channel}.")
-    if (resolved.y is None) != (resolved.x is None):
-        raise ValueError("Give both y and x for a neuron position, or neither.")
     return resolved
 
 
-def resolve_targets(clf, targets, n: int | None = None) -> list[ClassTarget | Neuron]:
+def resolve_targets(clf, targets, n: int | None = None) -> list[Target]:
     """One target or a list of them, as a list of length ``n`` (one target is repeated)."""
     if isinstance(targets, (list, tuple)):
         if not targets:
@@ -142,57 +188,48 @@ def resolve_targets(clf, targets, n: int | None = None) -> list[ClassTarget | Ne
     return [resolve_target(clf, targets)] * (1 if n is None else n)
 
 
-def _neuron_score(act: torch.Tensor, neuron: Neuron, row: int) -> torch.Tensor:
+def _unit_score(act: torch.Tensor, target: Neuron | Channel, row: int) -> torch.Tensor:
     if act.dim() == 2:  # a fully connected layer: (N, C)
         act = act[:, :, None, None]
     if act.dim() != 4:
         raise ValueError(
-            f"Layer {neuron.layer!r} outputs shape {tuple(act.shape)}; pick a conv or linear layer."
+            f"Layer {target.layer!r} outputs shape {tuple(act.shape)}; pick a conv or linear layer."
         )
     channels, height, width = act.shape[1:]
-    if neuron.channel >= channels:
+    if target.channel >= channels:
         raise ValueError(
-            f"Channel {neuron.channel} is out of range: layer {neuron.layer!r} has "
+            f"Channel {target.channel} is out of range: layer {target.layer!r} has "
             f"{channels} channels (0..{channels - 1})."
         )
-    if neuron.y is None:
-        return act[row, neuron.channel].mean()
-    if not (0 <= neuron.y < height and 0 <= neuron.x < width):
+    if isinstance(target, Channel):
+        fmap = act[row, target.channel]
+        return fmap.mean() if target.reduce == "mean" else fmap.flatten().max()
+    if not (0 <= target.y < height and 0 <= target.x < width):
         raise ValueError(
-            f"Position (y={neuron.y}, x={neuron.x}) is outside layer {neuron.layer!r}'s "
+            f"Position (y={target.y}, x={target.x}) is outside layer {target.layer!r}'s "
             f"{height}x{width} feature map."
         )
-    return act[row, neuron.channel, neuron.y, neuron.x]
+    return act[row, target.channel, target.y, target.x]
 
 
-def target_scores(clf, x: torch.Tensor, targets: Sequence[ClassTarget | Neuron]) -> torch.Tensor:
-    """The score of each image's target, ``(N,)``: raw logit or neuron activation.
-
-    ``targets`` has one resolved target per image of ``x`` ``(N, 3, H, W)``. Only
-    the layers needed are computed when all targets are neurons.
-    """
+def score_pass(clf, x: torch.Tensor, targets: Sequence[Target]):
+    """The scorer: one forward pass of ``x`` ``(N, 3, H, W)``, with one resolved target per
+    image. Returns the logits ``(N, 1000)`` (None if no target is a class: then the network
+    stops at the deepest layer needed) and each image's score ``(N,)``: the raw logit, the
+    neuron's activation or the channel's reduction. Callers check eval mode first."""
     if len(targets) != x.shape[0]:
         raise ValueError(f"Got {len(targets)} targets for a batch of {x.shape[0]} images.")
-    clf.ensure_eval()
-    return score_pass(clf, x, targets)[1]
-
-
-def score_pass(clf, x: torch.Tensor, targets: Sequence[ClassTarget | Neuron]):
-    """One forward pass: the logits ``(N, 1000)`` (None if every target is a neuron) and each
-    image's target score ``(N,)``. For loops that checked eval mode once before starting."""
-    layers = [t.layer for t in targets if isinstance(t, Neuron)]
+    layers = [t.layer for t in targets if not isinstance(t, ClassTarget)]
     need_logits = any(isinstance(t, ClassTarget) for t in targets)
     logits, acts = activations(clf.net, x, layers, logits=need_logits)
-    return logits, scores_from(logits, acts, targets)
+    return logits, _scores_from(logits, acts, targets)
 
 
-def scores_from(
-    logits: torch.Tensor | None, acts: dict, targets: Sequence[ClassTarget | Neuron]
-) -> torch.Tensor:
+def _scores_from(logits: torch.Tensor | None, acts: dict, targets: Sequence[Target]) -> torch.Tensor:
     """Each image's target score ``(N,)`` from a forward pass already made: the logits
     ``(N, 1000)`` (None if no target is a class) and ``{layer: activation}``."""
     scores = [
-        logits[i, t.index] if isinstance(t, ClassTarget) else _neuron_score(acts[t.layer], t, i)
+        logits[i, t.index] if isinstance(t, ClassTarget) else _unit_score(acts[t.layer], t, i)
         for i, t in enumerate(targets)
     ]
     return torch.stack(scores)

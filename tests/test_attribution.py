@@ -81,7 +81,7 @@ def test_neuron_target_at_a_given_position_is_its_weight_row(linear_clf):
     torch.testing.assert_close(grad[0], _w(linear_clf, 9))
 
 
-def test_neuron_target_defaults_to_the_strongest_position():
+def test_channel_targets_max_is_the_strongest_position_and_mean_all_positions():
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 2, kernel_size=1, bias=False)
     net = torch.nn.Sequential(conv, torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 1000))
@@ -90,11 +90,15 @@ def test_neuron_target_defaults_to_the_strongest_position():
     x = _x(1, 4)
     act = conv(x)[0, 1]
     y, xx = divmod(int(act.flatten().argmax()), 4)
-    grad = lu.input_gradient(clf, x, "0:1")
+    grad = lu.input_gradient(clf, x, "0:1:max")
     expected = torch.zeros_like(x)
     expected[0, :, y, xx] = conv.weight[1, :, 0, 0]
     torch.testing.assert_close(grad, expected)
+    torch.testing.assert_close(lu.input_gradient(clf, x, lu.Channel("0", 1, "max")), expected)
     torch.testing.assert_close(lu.input_gradient(clf, x, lu.Neuron("0", 1, y, xx)), expected)
+    # the mean: every position counts 1/16
+    mean = conv.weight[1, :, 0, 0][None, :, None, None].expand_as(x) / 16
+    torch.testing.assert_close(lu.input_gradient(clf, x, "0:1"), mean)
 
 
 def test_neuron_on_the_default_model_touches_only_its_receptive_field(clf):

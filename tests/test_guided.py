@@ -58,7 +58,7 @@ def test_each_rule_matches_its_closed_form(c):
 def test_neuron_below_every_relu_has_the_same_map_under_every_rule():
     clf = relu_classifier()
     for rule in lu.RULES:
-        grad = lu.input_gradient(clf, X, lu.Neuron("1", 1), rule=rule)
+        grad = lu.input_gradient(clf, X, lu.Neuron("1", 1, 0, 0), rule=rule)
         assert torch.allclose(grad.flatten(), W1[1])
 
 

@@ -2,7 +2,11 @@ import pytest
 import torch
 
 import lecture_utils as lu
-from lecture_utils.targets import target_scores
+from lecture_utils.targets import score_pass
+
+
+def target_scores(clf, x, targets):
+    return score_pass(clf, x, targets)[1]
 
 
 def test_index_and_label_resolve_to_the_same_class(clf):
@@ -28,17 +32,29 @@ def test_ambiguous_label_asks_for_the_index(linear_clf):
         lu.resolve_target(linear_clf, "crane")
 
 
-def test_neuron_strings(clf):
-    assert lu.resolve_target(clf, "blocks.3:5") == lu.Neuron("blocks.3", 5)
+def test_neuron_and_channel_strings(clf):
+    assert lu.resolve_target(clf, "blocks.3:5") == lu.Channel("blocks.3", 5, "mean")
+    assert lu.resolve_target(clf, "blocks.3:5:max") == lu.Channel("blocks.3", 5, "max")
     assert lu.resolve_target(clf, "blocks.3:5:2:3") == lu.Neuron("blocks.3", 5, 2, 3)
     with pytest.raises(ValueError, match="layer:channel"):
         lu.resolve_target(clf, "blocks.3:five")
     with pytest.raises(KeyError, match="blocks.3"):
         lu.resolve_target(clf, "block.3:5")
     with pytest.raises(ValueError, match=">= 0"):
-        lu.resolve_target(clf, lu.Neuron("blocks.3", -1))
-    with pytest.raises(ValueError, match="both y and x"):
-        lu.resolve_target(clf, lu.Neuron("blocks.3", 1, y=2))
+        lu.resolve_target(clf, lu.Channel("blocks.3", -1))
+    with pytest.raises(ValueError, match="Unknown reduce 'sum' for a channel"):
+        lu.Channel("blocks.3", 1, "sum")
+
+
+@pytest.mark.parametrize("position", [{}, {"y": 2}, {"x": 2}])
+def test_a_neuron_without_a_position_says_which_channel_to_use(position):
+    """A neuron is one unit: without (y, x) the reader must choose the channel's mean or max."""
+    with pytest.raises(ValueError, match=r"needs a position y and x.*Channel\('blocks.3', 1\).*"
+                                         r"reduce='max'"):
+        lu.Neuron("blocks.3", 1, **position)
+
+
+def test_a_number_that_is_not_a_class_index(clf):
     with pytest.raises(TypeError, match="class index"):
         lu.resolve_target(clf, 3.5)
 
@@ -52,17 +68,29 @@ def test_class_score_is_the_raw_logit(clf):
 def test_neuron_score_is_the_activation(clf):
     x = clf.preprocess_batch([lu.sample_image("coffee"), lu.sample_image("chelsea")])
     _, acts = lu.activations(clf.net, x, ["blocks.2"])
-    targets = [lu.Neuron("blocks.2", 7), lu.Neuron("blocks.2", 3, 4, 5)]
+    targets = [lu.Channel("blocks.2", 7), lu.Neuron("blocks.2", 3, 4, 5)]
     scores = target_scores(clf, x, targets)
     assert torch.allclose(scores[0], acts["blocks.2"][0, 7].mean())
     assert torch.allclose(scores[1], acts["blocks.2"][1, 3, 4, 5])
+    scores = target_scores(clf, x, [lu.Channel("blocks.2", 7, "max")] * 2)
+    assert torch.allclose(scores, acts["blocks.2"][:, 7].flatten(1).max(dim=1).values)
+
+
+def test_one_scorer_for_synthesis_and_attribution(clf):
+    """A channel means the same in notebook 01 (synthesis) and notebook 05 (attribution): the
+    gradient input_gradient takes is the gradient of the score synthesis ascends."""
+    x = clf.preprocess(lu.sample_image("coffee")).requires_grad_(True)
+    for target in (lu.Channel("blocks.2", 7), lu.Channel("blocks.2", 7, "max"),
+                   lu.Neuron("blocks.2", 7, 3, 3)):
+        (expected,) = torch.autograd.grad(target_scores(clf, x, [target]).sum(), x)
+        torch.testing.assert_close(lu.input_gradient(clf, x.detach(), target), expected)
 
 
 def test_neuron_scores_stop_at_the_layer(clf):
     called = []
     handle = clf.net.classifier.register_forward_hook(lambda *a: called.append(1))
     try:
-        target_scores(clf, clf.preprocess(lu.sample_image("coffee")), [lu.Neuron("blocks.1", 0)])
+        target_scores(clf, clf.preprocess(lu.sample_image("coffee")), [lu.Channel("blocks.1", 0)])
     finally:
         handle.remove()
     assert called == []
@@ -71,7 +99,7 @@ def test_neuron_scores_stop_at_the_layer(clf):
 def test_channel_and_position_out_of_range(clf):
     x = clf.preprocess(lu.sample_image("coffee"))
     with pytest.raises(ValueError, match=r"has 40 channels \(0\.\.39\)"):
-        target_scores(clf, x, [lu.Neuron("blocks.2", 40)])
+        target_scores(clf, x, [lu.Channel("blocks.2", 40)])
     with pytest.raises(ValueError, match="outside"):
         target_scores(clf, x, [lu.Neuron("blocks.2", 0, 99, 0)])
     assert lu.channel_count(clf, "blocks.2") == 40
