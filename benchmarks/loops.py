@@ -2,7 +2,7 @@
 
 ``lu.visualize_class`` (recipes ``plain`` and ``fourier``) and ``lu.invert``
 (an early and a deep layer) are timed against loops written here in plain
-PyTorch: the same model, image size, parametrisation, random transforms,
+PyTorch: the same model, image size, parametrization, random transforms,
 objective, optimiser and number of steps, and the same one-off work at the
 ends (the target code before, the final probability or code error after).
 What lecture_utils adds (target resolution, hooks, the loss history, input

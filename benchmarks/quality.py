@@ -49,7 +49,7 @@ def class_models(clf) -> str:
     means = [np.mean(probabilities[n]) for n in CHECKPOINTS] + list(blurred.mean(1))
     rows.append(["**mean**"] + [f"**{m:.2f}**" for m in means])
     return (
-        f"### Class models\n\n{clf.name}, default recipe ({result.settings['parametrisation']}, "
+        f"### Class models\n\n{clf.name}, default recipe ({result.settings['parametrization']}, "
         f"{result.settings['optimizer']}, lr {result.settings['lr']}), one batch of {len(CLASSES)}. "
         "Probability of the target class after N steps, and of the final picture after a Gaussian "
         "blur of 1 and 2 px.\n\n"

@@ -41,11 +41,12 @@ import numpy as np
 import torch
 
 from .attribution import TargetNotPredictedWarning, input_gradient, saliency_map
+from .display import draw_box
 from .images import sample_image
 
 __all__ = [
     "OBJECTS", "BACKGROUNDS", "Composite", "compose", "make_composites", "pointing_game",
-    "show_localisation",
+    "show_localization",
 ]
 
 #: Objects to paste: name -> (sample image, crop box ``(x0, y0, x1, y1)`` in it, ImageNet label).
@@ -64,7 +65,7 @@ class Composite:
     Attributes:
         image: ``(S, S, 3)`` uint8 RGB, ready for ``clf.preprocess`` (no resizing at S).
         mask: ``(S, S)`` bool, the pasted object's pixels.
-        box: ``(x0, y0, x1, y1)``, x1 and y1 exclusive (as in :mod:`lecture_utils.localisation`).
+        box: ``(x0, y0, x1, y1)``, x1 and y1 exclusive (as in :mod:`lecture_utils.localization`).
         label: ImageNet label of the object, the target to explain.
         name: the object's key in :data:`OBJECTS`; ``background``: ``"plain"`` or ``"texture"``.
     """
@@ -207,17 +208,16 @@ def pointing_game(clf, composites: Sequence[Composite],
     return {**rates, "hits": hits, "n": len(composites)} if details else rates
 
 
-def show_localisation(image, result, title: str | None = None, ax=None,
+def show_localization(image, result, title: str | None = None, ax=None,
                       point: tuple[int, int] | None = None, true_box=None):
     """Draw a GrabCut result: the image dimmed outside ``result.mask``, the foreground seeds
     outlined in red, the box in green and, optionally, a ``point`` ``(x, y)`` as a cyan star
     and the right answer ``true_box`` ``(x0, y0, x1, y1)`` dashed in white.
 
     ``image``: ``(H, W, 3)`` float in [0, 1] or uint8; ``result``: a
-    :class:`~lecture_utils.localisation.GrabCutResult` of that image. Returns the axes.
+    :class:`~lecture_utils.localization.GrabCutResult` of that image. Returns the axes.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
 
     image = np.asarray(image)
     image = image / 255.0 if image.dtype == np.uint8 else image
@@ -228,9 +228,7 @@ def show_localisation(image, result, title: str | None = None, ax=None,
     for box, style in ((result.box, {"edgecolor": "lime"}),
                        (true_box, {"edgecolor": "white", "linestyle": "--"})):
         if box is not None:
-            x0, y0, x1, y1 = box
-            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=2,
-                                   **style))
+            draw_box(ax, box, **style)
     if point is not None:
         ax.plot(*point, "c*", markersize=12)
     if title:

@@ -15,7 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["show", "show_grid", "normalize_gradient", "plot_history", "to_png"]
+from .images import to_uint8
+
+__all__ = ["show", "show_grid", "normalize_gradient", "plot_history", "to_png", "draw_box",
+           "setup_figures"]
 
 
 def _as_array(image) -> np.ndarray:
@@ -106,18 +109,60 @@ def plot_history(history: dict, ax=None, title: str = "objective"):
         ax.plot(range(1, len(values) + 1), values, label=name)
     ax.set_xlabel("step")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    if history:
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
+
+
+def draw_box(ax, box, **style) -> None:
+    """Outline ``box`` ``(x0, y0, x1, y1)`` (x1, y1 exclusive, as GrabCut results give it) on
+    ``ax`` around the pixels it covers; ``style``: matplotlib patch options (``edgecolor``...)."""
+    from matplotlib.patches import Rectangle
+
+    x0, y0, x1, y1 = box
+    style = {"fill": False, "lw": 2, "edgecolor": "lime", **style}
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, **style))
 
 
 def to_png(image) -> bytes:
     """PNG bytes of an image (for ``ipywidgets.Image``), ``(H, W, 3)`` floats or uint8."""
     from PIL import Image
 
-    array = _as_array(image)
-    if array.dtype != np.uint8:
-        array = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+    array = to_uint8(_as_array(image))
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def setup_figures(quality: int = 85) -> None:
+    """Show figures that hold pictures as JPEG and the others (curves, bars) as PNG.
+
+    PNG is lossless and poor at photographs and gradient maps: a row of five 224-pixel pictures
+    is about 800 KB as PNG and about 130 KB as JPEG at ``quality`` 85 with full colour
+    resolution (no chroma subsampling), which looks the same. Lines and text stay sharp in PNG.
+    A figure holds pictures when one of its axes has an ``imshow`` image. Call it once, after
+    ``%matplotlib inline``; outside IPython it does nothing.
+    """
+    from IPython import get_ipython
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def has_pictures(fig: Figure) -> bool:
+        return any(ax.images for ax in fig.axes)
+
+    def as_png(fig: Figure):
+        return None if has_pictures(fig) else print_figure(fig, "png", base64=True)
+
+    def as_jpeg(fig: Figure):
+        if not has_pictures(fig):
+            return None
+        return print_figure(fig, "jpeg", base64=True, pil_kwargs={"quality": quality, "subsampling": 0})
+
+    formatters = shell.display_formatter.formatters
+    formatters["image/png"].for_type(Figure, as_png)
+    formatters["image/jpeg"].for_type(Figure, as_jpeg)

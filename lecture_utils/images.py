@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SAMPLE_NAMES", "sample_image", "sample_images", "load_image"]
+__all__ = ["SAMPLE_NAMES", "sample_image", "sample_images", "load_image", "to_uint8"]
 
 #: Bundled photographs, each with one clear object (or person).
 SAMPLE_NAMES = ("chelsea", "coffee", "astronaut", "rocket", "grace_hopper")
@@ -37,6 +37,15 @@ def sample_image(name: str) -> np.ndarray:
 def sample_images(names: Iterable[str] = SAMPLE_NAMES) -> dict[str, np.ndarray]:
     """Several bundled photographs, ``{name: (H, W, 3) uint8}``."""
     return {name: sample_image(name) for name in names}
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] to uint8 0..255 (clipped, rounded); uint8 passes through. The one
+    conversion every picture goes through (loading, PNG previews, GrabCut)."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype == np.uint8:
+        return pixels
+    return np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _from_array(array: np.ndarray) -> np.ndarray:
@@ -71,7 +80,7 @@ def _from_array(array: np.ndarray) -> np.ndarray:
                 f"A float image must hold values in [0, 1]; this one spans [{lo:.3g}, {hi:.3g}]. "
                 "Divide by 255 (for 0..255 data) or convert to uint8."
             )
-        rgb = np.round(array * 255.0).astype(np.uint8)
+        rgb = to_uint8(array)
     elif array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
         if array.min() < 0 or array.max() > 255:
             raise ValueError(

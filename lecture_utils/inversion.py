@@ -38,7 +38,6 @@ jitter): how well the reconstruction reproduces the code. Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
@@ -46,12 +45,18 @@ import numpy as np
 import torch
 
 from . import priors
-from .history import History
 from .layers import activations, get_layer
 from .models import check_input
+from .optimize import (
+    OptimizationResult,
+    OptimizerName,
+    Schedule,
+    check_settings,
+    optimize_image,
+)
+from .parametrization import PixelImage
 
-__all__ = ["LOGITS", "InversionSettings", "InversionResult", "invert", "code_of", "resolve_layer",
-           "suggested_settings"]
+__all__ = ["LOGITS", "InversionSettings", "invert", "code_of", "resolve_layer", "suggested_settings"]
 
 LOGITS = "logits"  # the layer name of the network's output (pass None for it too)
 
@@ -60,81 +65,30 @@ LOGITS = "logits"  # the layer name of the network's output (pass None for it to
 class InversionSettings:
     """Every setting of a reconstruction (λ are weights of the *normalised* priors)."""
 
-    steps: int = 200
-    optimizer: str = "adam"  # "adam" or "sgd" (with momentum, as the papers)
+    steps: int = field(default=200, metadata={"min": 1})
+    optimizer: OptimizerName = "adam"  # "adam" or "sgd" (with momentum, as the papers)
     lr: float = 0.1  # step size, in the network's input space
     momentum: float = 0.9  # SGD only
-    schedule: str = "cosine"  # "constant", "step" (÷10 for the last quarter), "cosine"
+    schedule: Schedule = "cosine"  # "constant", "step" (÷10 for the last quarter), "cosine"
     lambda_alpha: float = 1e-3  # weight of R_α (bounded range)
     lambda_tv: float | None = None  # weight of R_TV (smoothness); None: by depth
-    alpha: float = 6.0
-    beta: float = 2.0
+    alpha: float = field(default=6.0, metadata={"above": 1, "hint": " The papers use 6."})
+    beta: float = field(default=2.0, metadata={"above": 0, "hint": " The papers use 2."})
     jitter: int | None = None  # pixels of random shift per step; None: by depth
     clamp: bool = True  # keep pixels in [0, 1]
-    pixel_bound: float | None = None  # clip each pixel's colour norm (0..255 units), None: off
-    size: int | None = None  # image size when inverting a code (default: the model's)
+    pixel_bound: float | None = field(default=None, metadata={  # colour norm bound, 0..255 units
+        "above": 0, "hint": " Pixel units (the papers' B = 80), or None for no bound."})
+    size: int | None = field(default=None, metadata={  # image size when inverting a code
+        "min": 8, "hint": " Give a whole number of pixels >= 8, or None for the model's input size."})
 
     def validated(self) -> InversionSettings:
-        for name in ("lr", "lambda_alpha", "lambda_tv", "momentum"):
-            value = getattr(self, name)
-            if value is None and name == "lambda_tv":
-                continue
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-        if not isinstance(self.alpha, (int, float)) or not self.alpha > 1:
-            raise ValueError(f"alpha must be > 1 (the papers use 6), got {self.alpha!r}.")
-        if not isinstance(self.beta, (int, float)) or not self.beta > 0:
-            raise ValueError(f"beta must be > 0 (the papers use 2), got {self.beta!r}.")
-        for name in ("steps", "jitter"):
-            value = getattr(self, name)
-            if value is None and name == "jitter":
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}.")
-        if self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}.")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
-        if self.schedule not in ("constant", "step", "cosine"):
-            raise ValueError(f"schedule must be 'constant', 'step' or 'cosine', got {self.schedule!r}.")
-        if self.pixel_bound is not None and not self.pixel_bound > 0:
+        check_settings(self)
+        if self.optimizer == "adam" and self.momentum != InversionSettings.momentum:
             raise ValueError(
-                f"pixel_bound must be > 0 (pixel units, B = 80) or None, got {self.pixel_bound!r}."
+                f"momentum={self.momentum} applies to optimizer='sgd' only; Adam keeps its own "
+                "running averages and would ignore it. Pass optimizer='sgd' or leave momentum out."
             )
-        if self.size is not None and (not isinstance(self.size, int) or self.size < 8):
-            raise ValueError(f"size must be a whole number of pixels >= 8 or None, got {self.size!r}.")
         return self
-
-
-@dataclass
-class InversionResult:
-    """The outcome of a reconstruction.
-
-    ``images``: ``(N, H, W, 3)`` floats in [0, 1]; ``inputs``: the network inputs
-    ``(N, 3, H, W)`` on the CPU; ``layer``: the inverted layer; ``history``: per
-    step, the mean over the batch of ``"code"`` (‖Φ(x̃) - Φ0‖²/‖Φ0‖²), ``"alpha"``
-    (λ_α R_α), ``"tv"`` (λ_TV R_TV) and ``"objective"`` (their sum);
-    ``code_errors``: per image, the final ‖Φ(x*) - Φ0‖/‖Φ0‖; ``initial_code_errors``:
-    the same at the starting noise; ``settings``: the settings used.
-    """
-
-    images: np.ndarray
-    inputs: torch.Tensor
-    layer: str
-    history: dict[str, list[float]] = field(default_factory=dict)
-    code_errors: list[float] = field(default_factory=list)
-    initial_code_errors: list[float] = field(default_factory=list)
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def image(self) -> np.ndarray:
-        """The first reconstruction, ``(H, W, 3)``."""
-        return self.images[0]
-
-    @property
-    def code_error(self) -> float:
-        """The first image's normalised code error ‖Φ(x*) - Φ0‖/‖Φ0‖."""
-        return self.code_errors[0]
 
 
 def resolve_layer(clf, layer: str | None) -> str:
@@ -217,14 +171,6 @@ def _target_code(clf, image_or_code, layer: str, size: int) -> tuple[torch.Tenso
     )
 
 
-def _lr_factor(schedule: str, step: int, steps: int) -> float:
-    if schedule == "step":
-        return 0.1 if step >= 0.75 * steps else 1.0
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * step / steps))
-    return 1.0
-
-
 def _errors(clf, x: torch.Tensor, target: torch.Tensor, layer: str, norms: torch.Tensor) -> list[float]:
     with torch.no_grad():
         diff = (code_of(clf, x, layer) - target).flatten(1).norm(dim=1)
@@ -235,14 +181,15 @@ def invert(
     clf, image_or_code, layer: str | None, *, seed: int = 0,
     callback: Callable[[int, np.ndarray, dict], None] | None = None, callback_every: int = 10,
     progress: bool = True, **settings,
-) -> InversionResult:
+) -> OptimizationResult:
     """Reconstruct images from the code of ``layer`` (``"logits"`` or None: the class scores).
 
     ``image_or_code``: a photograph (path, PIL image, ``(H, W, 3)`` array), an input
     tensor ``(N, 3, H, W)``, or a code Φ0 ``(N, ...)`` of that layer. Keyword
-    settings: see :class:`InversionSettings`. ``callback(step, images, history)``
-    is called after the first step (a live panel's first picture), every ``callback_every``
-    steps and at the end, with ``(N, H, W, 3)`` images.
+    settings: see :class:`InversionSettings`. The loop is
+    :func:`lecture_utils.optimize.optimize_image` (see it for ``callback``), minimising the
+    normalised code loss plus the two priors. Notebook 04 defines the idea; exercise 04 asks
+    students to write a TV-only version as ``reconstruct``.
     """
     unknown = set(settings) - set(InversionSettings.__dataclass_fields__)
     if unknown:
@@ -270,41 +217,30 @@ def invert(
     n = target.shape[0]
     to_input = 1.0 / (255.0 * clf.std)  # pixel units -> input space
     noise = torch.randn(n, 3, size, size, generator=generator).to(clf.device) * 10.0 * to_input
-    x = noise.requires_grad_(True)  # i.i.d. noise of 10 grey levels around the mean image
-    initial = _errors(clf, x.detach(), target, layer, norms)
-    if s.optimizer == "adam":
-        optimizer = torch.optim.Adam([x], lr=s.lr)
-    else:
-        optimizer = torch.optim.SGD([x], lr=s.lr, momentum=s.momentum)
-    history = History("code", "alpha", "tv", "objective")
-    steps = range(s.steps)
-    if progress:
-        from tqdm.auto import tqdm
+    image = PixelImage(clf, n, size, init=noise)  # i.i.d. noise of 10 grey levels around the mean
+    initial = _errors(clf, image.x.detach(), target, layer, norms)
 
-        steps = tqdm(steps, desc=f"inverting {layer}")
-    for step in steps:
-        for group in optimizer.param_groups:
-            group["lr"] = s.lr * _lr_factor(s.schedule, step, s.steps)
-        optimizer.zero_grad(set_to_none=True)
-        code = code_of(clf, priors.jitter(x, s.jitter, generator), layer)
-        code_loss = (code - target).flatten(1).pow(2).sum(dim=1) / norms**2
-        u = priors.pixel_units(x, clf)
-        r_alpha = s.lambda_alpha * priors.alpha_norm(u, s.alpha)
-        r_tv = s.lambda_tv * priors.total_variation(u, s.beta)
-        objective = code_loss + r_alpha + r_tv
-        objective.sum().backward()
-        optimizer.step()
-        with torch.no_grad():
-            if s.pixel_bound is not None:
-                x.copy_(priors.clip_pixel_norm(priors.pixel_units(x, clf), s.pixel_bound) * to_input)
-            if s.clamp:
-                x.copy_(priors.clamp_pixels(x, clf))
-        history.add(code=code_loss, alpha=r_alpha, tv=r_tv, objective=objective)
-        if callback is not None and (step == 0 or (step + 1) % callback_every == 0 or step + 1 == s.steps):
-            callback(step + 1, clf.deprocess(x.detach()).reshape(n, size, size, 3), history.values())
-    final = x.detach()
-    return InversionResult(
-        images=clf.deprocess(final).reshape(n, size, size, 3), inputs=final.cpu(), layer=layer,
-        history=history.values(), code_errors=_errors(clf, final, target, layer, norms),
-        initial_code_errors=initial, settings=asdict(s),
+    def code_loss(x: torch.Tensor) -> torch.Tensor:  # ‖Φ(x̃) - Φ0‖² / ‖Φ0‖²
+        return (code_of(clf, x, layer) - target).flatten(1).pow(2).sum(dim=1) / norms**2
+
+    def project(_step: int) -> None:
+        x = image.x
+        if s.pixel_bound is not None:
+            x.copy_(priors.clip_pixel_norm(priors.pixel_units(x, clf), s.pixel_bound) * to_input)
+        if s.clamp:
+            x.copy_(priors.clamp_pixels(x, clf))
+
+    result = optimize_image(
+        clf, image, code_loss, name="code", maximize=False, steps=s.steps, lr=s.lr,
+        optimizer=s.optimizer, momentum=s.momentum, schedule=s.schedule,
+        transform=lambda x: priors.jitter(x, s.jitter, generator),
+        penalties={
+            "alpha": lambda x: s.lambda_alpha * priors.alpha_norm(priors.pixel_units(x, clf), s.alpha),
+            "tv": lambda x: s.lambda_tv * priors.total_variation(priors.pixel_units(x, clf), s.beta),
+        },
+        project=project, callback=callback, callback_every=callback_every, progress=progress,
+        desc=f"inverting {layer}",
     )
+    final = image.x.detach()
+    return replace(result, layer=layer, code_errors=_errors(clf, final, target, layer, norms),
+                   initial_code_errors=initial, settings=asdict(s))

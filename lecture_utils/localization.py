@@ -56,7 +56,7 @@ To draw it with matplotlib over ``imshow``, use
 Example
 -------
 >>> import numpy as np
->>> from lecture_utils.localisation import grabcut_from_saliency, box_iou
+>>> from lecture_utils.localization import grabcut_from_saliency, box_iou
 >>> yy, xx = np.mgrid[:120, :160]
 >>> disc = (yy - 50) ** 2 + (xx - 100) ** 2 <= 20**2
 >>> image = np.where(disc[..., None], [220, 30, 30], [40, 60, 200]).astype(np.uint8)
@@ -78,6 +78,8 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
+
+from .images import to_uint8
 
 __all__ = [
     "GrabCutResult",
@@ -157,7 +159,7 @@ def _image_to_uint8(image: Any) -> np.ndarray:
                 f"float image values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]: "
                 "divide 0..255 images by 255, or un-normalise with the model's deprocess."
             )
-        return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return to_uint8(image)
     if np.issubdtype(image.dtype, np.integer) and image.min() >= 0 and image.max() <= 255:
         return image.astype(np.uint8)
     raise ValueError(f"image must be uint8 in 0..255 or float in [0, 1], got dtype {image.dtype}.")
@@ -198,6 +200,9 @@ def grabcut_from_saliency(
     seed: int = 0,
 ) -> GrabCutResult:
     """Segment and box the object a saliency map points at (Simonyan et al. 2014).
+
+    Notebook 03 defines the idea; exercise 03 asks students to write its three steps as
+    ``grabcut_seeds``, ``grabcut_mask`` and ``mask_to_box``.
 
     Args:
         image: ``(H, W, 3)`` RGB, uint8 in 0..255 or float in [0, 1] (numpy or torch).

@@ -83,4 +83,4 @@ def make_image(kind: str, clf, n: int, size: int, generator=None) -> PixelImage 
         return PixelImage(clf, n, size)
     if kind == "fourier":
         return FourierImage(clf, n, size, generator=generator)
-    raise ValueError(f"Unknown parametrisation {kind!r}: use 'pixel' or 'fourier'.")
+    raise ValueError(f"Unknown parametrization {kind!r}: use 'pixel' or 'fourier'.")

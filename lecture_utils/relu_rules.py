@@ -69,14 +69,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["RULES", "ReLURuleHandle", "count_relu_calls", "relu_rule"]
+__all__ = ["RULES", "Rule", "ReLURuleHandle", "count_relu_calls", "relu_rule"]
 
 
 # --- the three rules: only the backward differs --------------------------
@@ -112,6 +112,7 @@ _BACKWARD: dict[str, Callable[[Tensor, Tensor | None, float | None], Tensor]] = 
 }
 _USES_FORWARD_MASK = {"backprop": True, "deconvnet": False, "guided": True}
 RULES: tuple[str, ...] = tuple(_BACKWARD)
+Rule = Literal["backprop", "deconvnet", "guided"]  # the names in RULES
 
 
 class _ReLUWithRule(torch.autograd.Function):

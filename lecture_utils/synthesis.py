@@ -19,17 +19,20 @@ Three recipes, from the slides to today's practice:
 * ``"blur"``    — CS231n: also jitter, a Gaussian blur every few steps and
   clamping to valid pixels.
 * ``"fourier"`` — Lucid: a decorrelated Fourier parametrisation
-  (:mod:`lecture_utils.parametrisation`) with random jitter, scale and
+  (:mod:`lecture_utils.parametrization`) with random jitter, scale and
   rotation, optimised with Adam. The most natural pictures; the default.
 
 Any setting of a recipe can be overridden by keyword (``steps``, ``lr``, ``l2``,
-``jitter``, ...). Results are :class:`SynthesisResult` dataclasses holding the
-images, the loss history and the settings used.
+``jitter``, ...); a setting the recipe's parametrization cannot use is an error.
+Each recipe is a choice of parts for the one loop, :func:`lecture_utils.optimize.optimize_image`
+(notebook 01 writes that loop out by hand first), and the scores come from the one
+scorer, :func:`lecture_utils.targets.score_pass`. Results are
+:class:`~lecture_utils.optimize.OptimizationResult` dataclasses holding the images, the
+loss history, the final scores and the settings used.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
@@ -37,55 +40,49 @@ import numpy as np
 import torch
 
 from . import priors
-from .history import History
-from .parametrisation import make_image
-from .targets import ClassTarget, Neuron, resolve_targets, score_pass
+from .optimize import (
+    OptimizationResult,
+    OptimizerName,
+    Parametrization,
+    check_settings,
+    optimize_image,
+)
+from .parametrization import make_image
+from .targets import Channel, ClassTarget, Neuron, resolve_targets, score_pass
 
-__all__ = [
-    "Recipe", "RECIPES", "SynthesisResult", "visualize_class", "visualize_neuron", "synthesize",
-    "blur_robustness",
-]
+__all__ = ["Recipe", "RECIPES", "visualize_class", "visualize_neuron", "synthesize", "blur_robustness"]
+
+PIXELS_ONLY = ("blur_every", "clamp")  # act on pixels: a Fourier image has none to blur or clamp
 
 
 @dataclass(frozen=True)
 class Recipe:
     """Every setting of a synthesis run (the defaults of one recipe, or a user's overrides)."""
 
-    parametrisation: str = "pixel"  # "pixel" or "fourier"
-    optimizer: str = "sgd"  # "sgd" or "adam"
-    steps: int = 100
+    parametrization: Parametrization = "pixel"
+    optimizer: OptimizerName = "sgd"
+    steps: int = field(default=100, metadata={"min": 1})
     lr: float = 1.0  # step size
     l2: float = 1e-3  # λ of the λ‖x‖² penalty on the image (normalised input space)
     jitter: int = 0  # pixels of random shift per step
     scale: float = 0.0  # random rescaling by up to ±scale
     rotate: float = 0.0  # random rotation by up to ±rotate degrees
-    blur_every: int = 0  # blur the image every k steps (0: never)
+    blur_every: int = 0  # blur the image every k steps (0: never); pixels only
     blur_sigma: float = 0.5
-    clamp: bool = False  # clamp pixels to [0, 1] after each step
-    size: int | None = None  # image size (default: the model's input size)
+    clamp: bool = False  # clamp pixels to [0, 1] after each step; pixels only
+    size: int | None = field(default=None, metadata={  # image size (None: the model's)
+        "min": 8, "hint": " Give a whole number of pixels >= 8, or None for the model's input size."})
 
     def validated(self) -> Recipe:
-        for name in ("lr", "l2", "blur_sigma", "scale", "rotate"):
-            value = getattr(self, name)
-            if (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or not math.isfinite(value) or value < 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-        for name in ("steps", "jitter", "blur_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}.")
-        if self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}.")
-        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int)
-                                      or self.size < 8):
-            raise ValueError(
-                f"size must be a whole number of pixels >= 8, or None for the model's input "
-                f"size, got {self.size!r}."
-            )
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
-        if self.parametrisation not in ("pixel", "fourier"):
-            raise ValueError(f"parametrisation must be 'pixel' or 'fourier', got {self.parametrisation!r}.")
+        check_settings(self)
+        if self.parametrization == "fourier":
+            used = [name for name in PIXELS_ONLY if getattr(self, name)]
+            if used:
+                raise ValueError(
+                    f"{' and '.join(used)} act on pixels, but this recipe optimises a Fourier "
+                    "spectrum (parametrization='fourier'), where they would be ignored. Use "
+                    "recipe='blur' (pixels, blurred and clamped) or leave them out."
+                )
         return self
 
 
@@ -93,36 +90,10 @@ RECIPES: dict[str, Recipe] = {
     "plain": Recipe(steps=100, lr=1.0, l2=1e-3),
     "blur": Recipe(steps=100, lr=1.0, l2=1e-3, jitter=8, blur_every=4, blur_sigma=0.5, clamp=True),
     "fourier": Recipe(
-        parametrisation="fourier", optimizer="adam", steps=128, lr=0.05, l2=0.0,
+        parametrization="fourier", optimizer="adam", steps=128, lr=0.05, l2=0.0,
         jitter=8, scale=0.1, rotate=10.0,
     ),
 }
-
-
-@dataclass
-class SynthesisResult:
-    """The outcome of a synthesis run.
-
-    ``images``: ``(N, H, W, 3)`` floats in [0, 1]; ``inputs``: the network inputs
-    ``(N, 3, H, W)`` on the CPU; ``history``: per step, the mean over the batch of
-    ``"score"``, ``"penalty"`` (λ‖x‖²) and ``"objective"`` (score − penalty);
-    ``scores``: each target's final score; ``probabilities``: for class
-    targets, the softmax probability of the class for the final image (NaN for
-    neurons); ``settings``: the recipe actually used.
-    """
-
-    images: np.ndarray
-    inputs: torch.Tensor
-    targets: list
-    history: dict[str, list[float]] = field(default_factory=dict)
-    scores: list[float] = field(default_factory=list)
-    probabilities: list[float] = field(default_factory=list)
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def image(self) -> np.ndarray:
-        """The first image, ``(H, W, 3)``."""
-        return self.images[0]
 
 
 def _resolve_recipe(recipe: str | Recipe, overrides: dict) -> Recipe:
@@ -149,70 +120,58 @@ def synthesize(
     clf, targets, recipe: str | Recipe = "fourier", *, seed: int = 0,
     callback: Callable[[int, np.ndarray, dict], None] | None = None, callback_every: int = 10,
     progress: bool = True, **overrides,
-) -> SynthesisResult:
-    """Gradient ascent on the image for one target or a list of targets (one image each).
-
-    ``callback(step, images, history)`` is called after the first step (so a live panel
-    shows a picture at once), every ``callback_every`` steps and at the end, with the
-    current images ``(N, H, W, 3)``, for live display.
-    """
+) -> OptimizationResult:
+    """Gradient ascent on the image for one target or a list of targets (one image each):
+    maximise score − λ‖x‖² (see :func:`lecture_utils.optimize.optimize_image` for
+    ``callback``)."""
     r = _resolve_recipe(recipe, overrides)
     targets = resolve_targets(clf, targets)
     size = r.size or clf.input_size
     generator = torch.Generator().manual_seed(seed)
-    image = make_image(r.parametrisation, clf, len(targets), size, generator)
-    opt_cls = torch.optim.Adam if r.optimizer == "adam" else torch.optim.SGD
-    optimizer = opt_cls(image.parameters(), lr=r.lr)
-    history = History("score", "penalty", "objective")
+    image = make_image(r.parametrization, clf, len(targets), size, generator)
     clf.ensure_eval()
-    steps = range(r.steps)
-    if progress:
-        from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc="synthesis")
-    for step in steps:
-        optimizer.zero_grad(set_to_none=True)
-        x = image.input()
-        _, scores = score_pass(clf, _transform(x, r, generator), targets)
-        penalty = r.l2 * priors.l2(x) if r.l2 else x.new_zeros(len(targets))  # λ‖x‖²
-        objective = scores - penalty
-        (-objective.sum()).backward()  # ascend the objective
-        optimizer.step()
-        with torch.no_grad():
-            if r.parametrisation == "pixel":
-                if r.blur_every and (step + 1) % r.blur_every == 0:
-                    image.x.copy_(priors.blur(image.x, r.blur_sigma))
-                if r.clamp:
-                    image.x.copy_(priors.clamp_pixels(image.x, clf))
-        history.add(score=scores, penalty=penalty, objective=objective)
-        if callback is not None and (step == 0 or (step + 1) % callback_every == 0 or step + 1 == r.steps):
-            with torch.no_grad():
-                images = clf.deprocess(image.input()).reshape(len(targets), size, size, 3)
-                callback(step + 1, images, history.values())
-    return _finish(clf, image, targets, history.values(), r)
+    def score(x: torch.Tensor) -> torch.Tensor:
+        return score_pass(clf, x, targets)[1]
+
+    def l2(x: torch.Tensor) -> torch.Tensor:  # λ‖x‖²
+        return r.l2 * priors.l2(x) if r.l2 else x.new_zeros(len(targets))
+
+    def project(step: int) -> None:
+        if r.blur_every and (step + 1) % r.blur_every == 0:
+            image.x.copy_(priors.blur(image.x, r.blur_sigma))
+        if r.clamp:
+            image.x.copy_(priors.clamp_pixels(image.x, clf))
+
+    result = optimize_image(
+        clf, image, score, name="score", maximize=True, steps=r.steps, lr=r.lr,
+        optimizer=r.optimizer, transform=lambda x: _transform(x, r, generator),
+        penalties={"penalty": l2}, project=project if r.parametrization == "pixel" else None,
+        callback=callback, callback_every=callback_every, progress=progress, desc="synthesis",
+    )
+    return _finish(clf, result, targets, r)
 
 
 @torch.no_grad()
-def _finish(clf, image, targets, history, r: Recipe) -> SynthesisResult:
-    x = image.input().detach()
+def _finish(clf, result: OptimizationResult, targets, r: Recipe) -> OptimizationResult:
+    x = result.inputs.to(clf.device)
     logits, final = score_pass(clf, x, targets)  # one pass for the scores and the probabilities
     probs = [float("nan")] * len(targets)
     if logits is not None:
         p = torch.softmax(logits, dim=1)
         probs = [float(p[i, t.index]) if isinstance(t, ClassTarget) else float("nan")
                  for i, t in enumerate(targets)]
-    images = clf.deprocess(x).reshape(len(targets), x.shape[2], x.shape[3], 3)
-    return SynthesisResult(
-        images=images, inputs=x.cpu(), targets=targets, history=history,
-        scores=[float(s) for s in final], probabilities=probs, settings=asdict(r),
-    )
+    return replace(result, targets=targets, scores=[float(s) for s in final],
+                   probabilities=probs, settings=asdict(r))
 
 
-def visualize_class(clf, target, recipe: str | Recipe = "fourier", **kwargs) -> SynthesisResult:
+def visualize_class(clf, target, recipe: str | Recipe = "fourier", **kwargs) -> OptimizationResult:
     """A class model: the image maximising the raw score S_c − λ‖I‖² of class ``target``.
 
     ``target``: a class index, a label, or a list of them (one image each).
     See :func:`synthesize` for the keyword arguments and ``RECIPES`` for settings.
+    Notebook 01 defines the idea (the bare loop first); exercise 01 asks students to write
+    the ``"plain"`` recipe as ``class_model``.
     """
     resolved = resolve_targets(clf, target)
     if not all(isinstance(t, ClassTarget) for t in resolved):
@@ -220,19 +179,21 @@ def visualize_class(clf, target, recipe: str | Recipe = "fourier", **kwargs) -> 
     return synthesize(clf, resolved, recipe, **kwargs)
 
 
-def visualize_neuron(clf, neuron, recipe: str | Recipe = "fourier", **kwargs) -> SynthesisResult:
-    """The image maximising one neuron: ``"layer:channel"``, a :class:`Neuron`, or a list."""
+def visualize_neuron(clf, neuron, recipe: str | Recipe = "fourier", **kwargs) -> OptimizationResult:
+    """The image maximising a channel or a neuron: ``"layer:channel"`` (the channel's mean,
+    as notebook 01 uses), a :class:`~lecture_utils.targets.Channel`, a
+    :class:`~lecture_utils.targets.Neuron` at a position, or a list of them."""
     resolved = resolve_targets(clf, neuron)
-    if not all(isinstance(t, Neuron) for t in resolved):
+    if not all(isinstance(t, (Channel, Neuron)) for t in resolved):
         raise ValueError(
-            "visualize_neuron takes neurons such as 'blocks.4:17' or Neuron('blocks.4', 17); "
-            "use visualize_class for classes."
+            "visualize_neuron takes channels or neurons such as 'blocks.4:17', "
+            "Channel('blocks.4', 17) or Neuron('blocks.4', 17, 3, 3); use visualize_class for classes."
         )
     return synthesize(clf, resolved, recipe, **kwargs)
 
 
 @torch.no_grad()
-def blur_robustness(clf, result: SynthesisResult, sigmas=(0.0, 1.0, 2.0)) -> np.ndarray:
+def blur_robustness(clf, result: OptimizationResult, sigmas=(0.0, 1.0, 2.0)) -> np.ndarray:
     """Probability of each class model's class after a Gaussian blur of each ``sigma``.
 
     Returns ``(len(sigmas), N)``. A picture that only fools the network through

@@ -58,7 +58,7 @@ def test_a_nan_gradient_gives_no_map():
 
 @pytest.mark.parametrize("size", [0, -1, 7, 2.5, True])
 def test_a_synthesis_size_that_is_not_a_picture(linear_clf, size):
-    with pytest.raises(ValueError, match="size must be a whole number of pixels >= 8"):
+    with pytest.raises(ValueError, match="size must be .*Give a whole number of pixels >= 8"):
         lu.visualize_class(linear_clf, 1, "plain", steps=1, size=size, progress=False)
 
 

@@ -17,7 +17,7 @@ def test_compose_places_the_object_where_it_says(background):
     x0, y0, x1, y1 = c.box
     assert (x0, y0) == (10, 120) and max(x1 - x0, y1 - y0) == round(0.4 * 224)
     assert c.mask.sum() == (x1 - x0) * (y1 - y0) and c.mask[y0:y1, x0:x1].all()
-    assert lu.box_iou(c.box, lu.localisation.mask_to_box(c.mask)) == 1.0
+    assert lu.box_iou(c.box, lu.localization.mask_to_box(c.mask)) == 1.0
     assert c.label == "espresso" and c.background == background
 
 
@@ -91,7 +91,7 @@ def test_default_model_saliency_beats_the_centre_baseline(clf):
     assert rates["saliency"] >= 0.5
 
 
-def test_show_localisation_draws_mask_box_and_point():
+def test_show_localization_draws_mask_box_and_point():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,7 +99,7 @@ def test_show_localisation_draws_mask_box_and_point():
     yy, xx = np.mgrid[:64, :64]
     blob = np.exp(-((yy - 17) ** 2 + (xx - 17) ** 2) / 50.0)
     result = lu.grabcut_from_saliency(c.image, blob)
-    ax = lu.show_localisation(c.image, result, "t", point=(17, 17))
+    ax = lu.show_localization(c.image, result, "t", point=(17, 17))
     assert ax.get_title() == "t" and len(ax.patches) == 1 and len(ax.lines) == 1
-    ax = lu.show_localisation(c.image / 255, result, true_box=c.box)
+    ax = lu.show_localization(c.image / 255, result, true_box=c.box)
     assert len(ax.patches) == 2

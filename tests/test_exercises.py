@@ -223,7 +223,7 @@ NAMED_MISTAKES = [
      "ys, xs = np.nonzero(mask)\n    if len(xs) == 0:\n"
      "        raise ValueError(\"the mask is empty: there is no object to box\")\n"
      "    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1",
-     "return lu.localisation.mask_to_box(mask)", "test_written_by_hand", "not to call lu.localisation"),
+     "return lu.localization.mask_to_box(mask)", "test_written_by_hand", "not to call lu.localization"),
     ("04_reconstruction", "q1",
      "squared = (dx.pow(2) + dy.pow(2)).sum(dim=1)\n    return squared.pow(beta / 2).flatten(1).mean(dim=1)",
      "with torch.no_grad():\n        squared = (dx.pow(2) + dy.pow(2)).sum(dim=1)\n"

@@ -94,13 +94,16 @@ def test_batch_of_images(clf, small_cat):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(alpha=1.0), ValueError, "alpha must be > 1"),
-    (dict(beta=0.0), ValueError, "beta must be > 0"),
+    (dict(alpha=1.0), ValueError, "alpha must be a finite number > 1.*The papers use 6"),
+    (dict(beta=0.0), ValueError, "beta must be a finite number > 0"),
     (dict(lambda_tv=-1.0), ValueError, "lambda_tv must be"),
     (dict(lambda_alpha=-0.1), ValueError, "lambda_alpha must be"),
-    (dict(steps=0), ValueError, "steps must be at least 1"),
+    (dict(steps=0), ValueError, "steps must be a whole number >= 1"),
     (dict(optimizer="lbfgs"), ValueError, "optimizer must be"),
     (dict(schedule="linear"), ValueError, "schedule must be"),
+    (dict(steps=True), ValueError, "steps must be a whole number"),
+    (dict(clamp="yes"), ValueError, "clamp must be True or False"),
+    (dict(pixel_bound=0), ValueError, "pixel_bound must be a finite number > 0"),
     (dict(momentun=0.9), TypeError, "Unknown setting"),
 ])
 def test_bad_settings_are_refused(clf, small_cat, kwargs, error, match):

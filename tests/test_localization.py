@@ -1,4 +1,4 @@
-"""Tests for lecture_utils.localisation: saliency -> GrabCut seeds -> mask -> box."""
+"""Tests for lecture_utils.localization: saliency -> GrabCut seeds -> mask -> box."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lecture_utils import localisation
-from lecture_utils.localisation import (
+from lecture_utils import localization
+from lecture_utils.localization import (
     GrabCutResult,
     box_iou,
     grabcut_from_saliency,
@@ -154,7 +154,7 @@ def test_torch_tensors_are_accepted(scene, result):
 
 
 def test_module_docstring_example_runs():
-    failures, tried = doctest.testmod(localisation, verbose=False)
+    failures, tried = doctest.testmod(localization, verbose=False)
     assert tried > 0 and failures == 0
 
 
@@ -317,7 +317,7 @@ def test_empty_grabcut_foreground(scene, monkeypatch):
         mask[:] = cv2.GC_BGD
         return mask, bgd, fgd
 
-    monkeypatch.setattr(localisation.cv2, "grabCut", all_background)
+    monkeypatch.setattr(localization.cv2, "grabCut", all_background)
     image, saliency, _ = scene
     with pytest.raises(ValueError, match=r"empty foreground.*lower fg_quantile"):
         grabcut_from_saliency(image, saliency)

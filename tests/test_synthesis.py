@@ -47,21 +47,21 @@ def test_history_records_score_and_image_penalty(linear_clf):
 @pytest.mark.slow
 def test_default_class_models_are_top1_with_high_probability(clf):
     result = lu.visualize_class(clf, FIVE_CLASSES, progress=False)
-    assert result.settings["parametrisation"] == "fourier"
+    assert result.settings["parametrization"] == "fourier"
     for label, probability, x in zip(FIVE_CLASSES, result.probabilities, result.inputs):
         assert probability >= 0.99, (label, probability)
         assert clf.predict(x[None], k=1)[0].label == label
 
 
 def test_neuron_visualisation_raises_the_activation(clf):
-    neuron = lu.Neuron("blocks.2", 5)
+    neuron = lu.Channel("blocks.2", 5)
     result = lu.visualize_neuron(clf, neuron, steps=24, progress=False)
     x0 = clf.normalize(lu.FourierImage(clf, 1, clf.input_size,
                                        generator=torch.Generator().manual_seed(0))())
-    from lecture_utils.targets import target_scores
+    from lecture_utils.targets import score_pass
 
     with torch.no_grad():
-        start = float(target_scores(clf, x0, [neuron]))
+        start = float(score_pass(clf, x0, [neuron])[1])
     assert result.scores[0] > start + 1.0
     assert math.isnan(result.probabilities[0])
 
@@ -102,9 +102,9 @@ def test_one_forward_pass_per_step_and_one_at_the_end(linear_clf):
         ({"l2": -1.0}, ValueError, "l2 must be a finite number >= 0"),
         ({"lr": float("nan")}, ValueError, "lr must be a finite number"),
         ({"lr": float("inf")}, ValueError, "lr must be a finite number"),
-        ({"steps": 0}, ValueError, "at least 1"),
+        ({"steps": 0}, ValueError, "steps must be a whole number >= 1"),
         ({"jitter": -2}, ValueError, "jitter"),
-        ({"learning_rate": 1.0}, TypeError, "valid: parametrisation"),
+        ({"learning_rate": 1.0}, TypeError, "valid: parametrization"),
     ],
 )
 def test_bad_settings_are_refused(linear_clf, kwargs, error, match):
