@@ -1,5 +1,10 @@
 """Pieces every panel shares: sliders for λ and the step size, a run button with a live
-preview, a status line and a loss curve."""
+preview, a status line and a loss curve.
+
+The optimisation panels pass :meth:`RunArea.live` as the callback of the one loop
+(:func:`lecture_utils.optimize.optimize_image`) and show its result with
+:meth:`RunArea.finish`; the one-picture panels (saliency, GrabCut, guided maps) use
+:meth:`RunArea.show`. Curves are :func:`lecture_utils.display.plot_history`'s."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import io
 import ipywidgets as W
 import numpy as np
 
-from ..display import to_png
+from ..display import plot_history, to_png
 
 STYLE = {"description_width": "110px"}
 LAYOUT = W.Layout(width="420px")
@@ -41,14 +46,7 @@ def curve_png(history: dict[str, list[float]], title: str) -> bytes:
 
     fig = Figure(figsize=(4.2, 2.6), dpi=80)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for name, values in history.items():
-        ax.plot(np.arange(1, len(values) + 1), values, label=name)
-    ax.set_xlabel("step")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    if history:
-        ax.legend(fontsize=8)
+    plot_history(history, ax=fig.add_subplot(), title=title)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -56,22 +54,38 @@ def curve_png(history: dict[str, list[float]], title: str) -> bytes:
 
 
 class RunArea:
-    """A run button, a status line, a live preview image and a loss curve."""
+    """A run button, a status line, a live preview image and (optionally) a loss curve."""
 
-    def __init__(self, label: str = "Run", size: int = 224, curve: bool = True) -> None:
+    def __init__(self, label: str = "Run", size: int = 224, curve: bool = True,
+                 curve_title: str = "objective") -> None:
         self.button = W.Button(description=label, button_style="primary", icon="play")
         self.status = W.HTML(value="<i>Press run.</i>")
         blank = np.full((size, size, 3), 0.5)
         self.preview = W.Image(value=to_png(blank), format="png", width=size, height=size)
-        self.curve = W.Image(value=curve_png({}, "objective"), format="png") if curve else None
+        self.curve_title = curve_title
+        self.curve = W.Image(value=curve_png({}, curve_title), format="png") if curve else None
         self.error = W.Output()
 
     def live(self, step: int, images: np.ndarray, history: dict) -> None:
-        """A synthesis callback: show the first image and the curves so far."""
-        self.preview.value = to_png(images[0])
+        """The optimisation loop's callback: the first image, the curves so far, and the
+        loop's own term (the first of ``history``: the score, or the code loss) in the status."""
+        self.preview.value = to_png(images[0])  # first: the picture is what the eye waits for
         if self.curve is not None:
-            self.curve.value = curve_png(history, "objective")
-        self.status.value = f"step {step}: score {history['score'][-1]:.2f}"
+            self.curve.value = curve_png(history, self.curve_title)
+        name, values = next(iter(history.items()))
+        self.status.value = f"step {step}: {name} {values[-1]:.3g}"
+
+    def finish(self, result, status: str) -> None:
+        """Show an :class:`~lecture_utils.optimize.OptimizationResult`: its first image, its
+        whole history and a status line."""
+        steps = len(next(iter(result.history.values()), []))
+        self.live(steps, result.images, result.history)
+        self.status.value = status
+
+    def show(self, picture: np.ndarray | bytes, status: str) -> None:
+        """A one-picture panel's result: the picture (an image or PNG bytes) and a status."""
+        self.preview.value = picture if isinstance(picture, bytes) else to_png(picture)
+        self.status.value = status
 
     def box(self, controls: list) -> W.Widget:
         return W.HBox([

@@ -5,13 +5,12 @@ from __future__ import annotations
 import warnings
 
 import ipywidgets as W
-import numpy as np
 
 from ..attribution import TargetNotPredictedWarning, input_gradient
 from ..display import normalize_gradient, to_png
 from ..images import SAMPLE_NAMES, sample_image
 from ..relu_rules import RULES
-from ..targets import Neuron, channel_count
+from ..targets import Channel, channel_count
 from .common import LAYOUT, STYLE, RunArea
 
 
@@ -40,13 +39,12 @@ def guided_panel(clf, image: str = "chelsea", layer: str | None = None, channel:
     def run():
         x = clf.preprocess(sample_image(image_w.value))
         photo.value = to_png(clf.deprocess(x))
-        neuron = Neuron(layer_w.value, channel_w.value)
+        neuron = Channel(layer_w.value, channel_w.value, reduce="max")  # strongest position
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TargetNotPredictedWarning)
             grad = input_gradient(clf, x, neuron, rule=rule_w.value)[0]
-        picture = normalize_gradient(grad, signed=True)
-        area.live(0, np.asarray(picture)[None], {"score": [float(grad.abs().max())]})
-        area.status.value = f"{rule_w.value}: {neuron} at its strongest position"
+        area.show(normalize_gradient(grad, signed=True),
+                  f"{rule_w.value}: channel {neuron.layer}:{neuron.channel} at its strongest position")
 
     area.on_run(run)
     for w in (image_w, layer_w, channel_w, rule_w):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipywidgets as W
-import numpy as np
 
 from ..display import to_png
 from ..images import SAMPLE_NAMES, sample_image
@@ -12,7 +11,6 @@ from .common import (
     LAYOUT,
     STYLE,
     RunArea,
-    curve_png,
     lambda_slider,
     step_size_slider,
     steps_slider,
@@ -37,7 +35,7 @@ def inversion_panel(clf, image: str = "chelsea", layer: str = "blocks.3", seed: 
     lr = step_size_slider(defaults.lr)
     steps = steps_slider(defaults.steps)
     side = size or clf.input_size
-    area = RunArea("Reconstruct", side)
+    area = RunArea("Reconstruct", side, curve_title="objective and its terms")
     original = W.Image(format="png", width=side, height=side)
 
     def show_original(_change=None):
@@ -51,22 +49,14 @@ def inversion_panel(clf, image: str = "chelsea", layer: str = "blocks.3", seed: 
     layer_w.observe(reset, names="value")
     show_original()
 
-    def live(step: int, images: np.ndarray, history: dict) -> None:
-        area.preview.value = to_png(images[0])
-        area.curve.value = curve_png(history, "objective and its terms")
-        area.status.value = f"step {step}: code loss {history['code'][-1]:.3f}"
-
     def run():
         x = _resize(clf.preprocess(sample_image(picture.value)), size)
         result = invert(
             clf, x, layer_w.value, lambda_tv=lam_tv.value, lambda_alpha=lam_alpha.value,
-            lr=lr.value, steps=steps.value, seed=seed, callback=live, progress=False,
+            lr=lr.value, steps=steps.value, seed=seed, callback=area.live, progress=False,
         )
-        live(steps.value, result.images, result.history)
-        area.status.value = (
-            f"{result.layer}: normalised code error <b>{result.code_error:.3f}</b> "
-            f"(from {result.initial_code_errors[0]:.2f})"
-        )
+        area.finish(result, f"{result.layer}: normalised code error <b>{result.code_error:.3f}</b> "
+                            f"(from {result.initial_code_errors[0]:.2f})")
 
     area.on_run(run)
     return W.VBox([

@@ -20,9 +20,9 @@ from ..attribution import (
     saliency_map,
     smooth_grad,
 )
-from ..display import normalize_gradient
+from ..display import draw_box, normalize_gradient
 from ..images import SAMPLE_NAMES, load_image, sample_image
-from ..localisation import grabcut_from_saliency
+from ..localization import grabcut_from_saliency
 from .common import LAYOUT, STYLE, RunArea
 
 UPLOADED = "(uploaded file)"
@@ -32,7 +32,6 @@ def _figure_png(panels: list[tuple[np.ndarray, str, str | None]], box=None) -> b
     """Panels side by side as PNG bytes: ``(array, title, cmap)``; ``box`` is drawn on the last."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
 
     fig = Figure(figsize=(3.0 * len(panels), 3.2), dpi=80)
     FigureCanvasAgg(fig)
@@ -42,9 +41,7 @@ def _figure_png(panels: list[tuple[np.ndarray, str, str | None]], box=None) -> b
         ax.set_title(title, fontsize=10)
         ax.axis("off")
     if box is not None:
-        x0, y0, x1, y1 = box
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=2,
-                               edgecolor="lime"))
+        draw_box(ax, box)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -119,14 +116,14 @@ def saliency_panel(clf, image: str = "coffee", label: str = "", reduce: str = "m
                 grad = input_gradient(clf, x, target)
         sal = saliency_map(grad, reduce_w.value)[0]
         signed = reduce_w.value == "signed"
-        area.preview.value = _figure_png([(clf.deprocess(x), f"top-1: {top.label}", None)])
         picture.value = _figure_png([
             (normalize_gradient(sal, signed=signed), f"M ({reduce_w.value})",
              "bwr" if signed else "hot"),
         ])
         note = "" if target == top.label else " (<b>not</b> the predicted class)"
         method = f"SmoothGrad, {samples_w.value} samples" if noise_w.value > 0 else "gradient"
-        area.status.value = f"{target}{note}: {method}"
+        area.show(_figure_png([(clf.deprocess(x), f"top-1: {top.label}", None)]),
+                  f"{target}{note}: {method}")
 
     area.preview.width = area.preview.height = ""
     area.on_run(run)
@@ -171,19 +168,19 @@ def grabcut_panel(clf, image: str = "coffee", fg_quantile: float = 0.95,
 
     def run():
         photo, sal, top = saliency_of(picker.image())
+        area.show(_figure_png([(photo, f"top-1: {top}", None)]), "running GrabCut ...")
         result = grabcut_from_saliency(photo, sal, fg_w.value, bg_w.value, it_w.value,
                                        smooth_sigma=sigma_w.value)
         seeds = np.full(photo.shape, 0.5)
         seeds[result.seeds == 0] = (0.1, 0.2, 0.9)  # background: blue
         seeds[result.seeds == 1] = (1.0, 0.2, 0.1)  # foreground: red
         cut = photo * (0.35 + 0.65 * result.mask[..., None])
-        area.preview.value = _figure_png([(photo, f"top-1: {top}", None)])
         picture.value = _figure_png([
             (normalize_gradient(torch.as_tensor(sal)), "saliency M", "hot"),
             (seeds, "seeds (red fg, blue bg)", None),
             (cut, "GrabCut mask and box", None),
         ], box=result.box)
-        area.status.value = (f"box {result.box}, object {result.mask.mean():.0%} of the image")
+        area.status.value = f"box {result.box}, object {result.mask.mean():.0%} of the image"
 
     area.preview.width = area.preview.height = ""
     area.on_run(run)

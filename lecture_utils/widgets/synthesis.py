@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as W
 
 from ..synthesis import RECIPES, visualize_class, visualize_neuron
-from ..targets import Neuron, channel_count
+from ..targets import Channel, channel_count
 from .common import LAYOUT, STYLE, RunArea, lambda_slider, step_size_slider, steps_slider
 
 
@@ -36,11 +36,9 @@ def class_model_panel(clf, label: str = "goldfish", recipe: str = "fourier", see
             clf, cls.value, recipe_w.value, l2=lam.value, lr=lr.value, steps=steps.value,
             seed=seed, callback=area.live, progress=False,
         )
-        area.live(steps.value, result.images, result.history)
         top = clf.predict(result.inputs, k=1)[0]
-        area.status.value = (
-            f"P({cls.value}) = <b>{result.probabilities[0]:.3f}</b>; top-1: {top.label}"
-        )
+        area.finish(result, f"P({cls.value}) = <b>{result.probabilities[0]:.3f}</b>; "
+                            f"top-1: {top.label}")
 
     area.on_run(run)
     return area.box([cls, recipe_w, lam, lr, steps])
@@ -48,7 +46,8 @@ def class_model_panel(clf, label: str = "goldfish", recipe: str = "fourier", see
 
 def neuron_panel(clf, layer: str | None = None, channel: int = 0, recipe: str = "fourier",
                  seed: int = 0) -> W.Widget:
-    """Neuron visualisation: a layer dropdown, a channel slider (sized to the layer), run."""
+    """Channel visualisation (the mean of one channel's feature map): a layer dropdown, a
+    channel slider (sized to the layer), run."""
     layers = clf.feature_layers or clf.layer_names()
     layer = layer or layers[len(layers) // 2]
     layer_w = W.Dropdown(options=layers, value=layer, description="layer", style=STYLE, layout=LAYOUT)
@@ -64,13 +63,12 @@ def neuron_panel(clf, layer: str | None = None, channel: int = 0, recipe: str = 
     layer_w.observe(resize, names="value")
 
     def run():
-        neuron = Neuron(layer_w.value, channel_w.value)
+        neuron = Channel(layer_w.value, channel_w.value)  # the channel's mean, as in notebook 01
         result = visualize_neuron(
             clf, neuron, recipe_w.value, l2=lam.value, lr=lr.value, steps=steps.value,
             seed=seed, callback=area.live, progress=False,
         )
-        area.live(steps.value, result.images, result.history)
-        area.status.value = f"{neuron}: activation <b>{result.scores[0]:.2f}</b>"
+        area.finish(result, f"{neuron}: mean activation <b>{result.scores[0]:.2f}</b>")
 
     area.on_run(run)
     return area.box([layer_w, channel_w, recipe_w, lam, lr, steps])
