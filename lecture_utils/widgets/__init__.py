@@ -7,6 +7,7 @@ rest of ``lecture_utils``, exactly as the notebook's own cells make it.
 from .guided import guided_panel
 from .inversion import inversion_panel
 from .saliency import grabcut_panel, saliency_panel
+from .still import panel_still as panel_still  # a panel as a still, for make lecture
 from .synthesis import class_model_panel, neuron_panel
 
 __all__ = [
