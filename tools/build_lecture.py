@@ -6,23 +6,28 @@ Usage (the Makefile's ``make lecture`` calls this)::
 
 For every notebook, in the order given (default: ``notebooks/[0-9][0-9]_*.ipynb``, sorted):
 
-1. execute a copy with nbclient (``store_widget_state=True``, so the widgets' last state is
-   saved and the panels render, static, in the pages); the committed notebook is never written.
-   A failing cell stops the build: the notebook, the cell index, the error name and value are
+1. execute a copy with nbclient; the committed notebook is never written. Every panel is run
+   once at its defaults and shown as a *still* (its pictures, settings and status, and where it
+   is live under ``make present``), other widget outputs (progress bars) as their text: see
+   ``tools/stills.py``. No widget is left to render, so no widget state is stored. A failing
+   cell or panel stops the build: the notebook, the cell index, the error name and value are
    printed and the exit status is 1;
 2. write ``<out>/notebooks/<name>.ipynb`` (the executed copy), ``<out>/<name>.html`` (nbconvert's
    ``lab`` template) and ``<out>/<name>.slides.html`` (reveal.js). Slides follow the cells'
    ``metadata.slideshow.slide_type``; in the copy used for the slides, a code cell longer than
    ``LONG_CODE_LINES`` lines that has no slide type of its own (``-``) becomes a ``subslide``
-   (reveal.js' vertical slide, below the section it belongs to), and tall slides scroll;
+   (reveal.js' vertical slide, below the section it belongs to), and tall slides scroll. Both
+   get ``tools/lecture.css`` (its ``.reveal`` rules apply to the decks only): code wraps,
+   pictures and tables are scaled to the slide, so a deck fits a 1280×720 projector
+   (``tests/test_slides_fit.py`` measures every slide);
 3. write ``<out>/index.html`` linking every page and deck built in ``<out>`` with its run time
    (also in ``<out>/timings.json``).
 
 Offline: the pages load nothing from the internet. JavaScript and CSS come from npm packages
 pinned in ``NPM_PACKAGES``, installed once with ``npm install`` into ``<out>/.npm`` (needs the
 npm registry or a warm npm cache the first time; later builds reuse it) and copied into
-``<out>/assets`` (the widget renderer into ``<out>/@jupyter-widgets``). Serve ``<out>`` with any
-static server, or open the files directly.
+``<out>/assets``. No widget renderer is needed: no page has a live widget. Serve ``<out>`` with
+any static server, or open the files directly.
 """
 
 from __future__ import annotations
@@ -38,13 +43,17 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter, SlidesExporter
+
+try:  # run as a script (make lecture), tools/ is on the path; imported, it is a package
+    from .stills import CellError, execute_with_stills, page_name
+except ImportError:
+    from stills import CellError, execute_with_stills, page_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = 900  # seconds per cell, as nbval's --nbval-cell-timeout
 LONG_CODE_LINES = 10
+STYLE = Path(__file__).with_name("lecture.css")  # added to every page and deck
 
 # Exact versions: the templates of nbconvert 7 expect reveal.js 4 and MathJax 2.
 NPM_PACKAGES = {
@@ -52,16 +61,15 @@ NPM_PACKAGES = {
     "mathjax": "2.7.9",
     "requirejs": "2.3.7",
     "jquery": "3.7.1",
-    "@jupyter-widgets/html-manager": "1.0.15",  # the embed renderer for ipywidgets 8
 }
 
-# What each page loads, relative to <out>/ (where the pages are).
+# What each page loads, relative to <out>/ (where the pages are). The widget renderer is not
+# among them: the executed copies keep no widget state (tools/stills.py), so nbconvert
+# writes no widget script.
 ASSET_URLS = {
     "require_js_url": "assets/requirejs/require.js",
     "mathjax_url": "assets/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
     "jquery_url": "assets/jquery/jquery.min.js",
-    "widget_renderer_url": "@jupyter-widgets/html-manager/dist/embed-amd.js",
-    "jupyter_widgets_base_url": "assets/",
 }
 REVEAL_PREFIX = "assets/reveal.js"
 REVEAL_THEME = "white"  # its fonts ship with reveal.js ("simple" imports Google Fonts)
@@ -89,11 +97,13 @@ def install_assets(out: Path) -> None:
     npm_dir = out / ".npm"
     stamp = npm_dir / "installed.json"
     pins = json.dumps(NPM_PACKAGES, sort_keys=True)
-    if not (stamp.exists() and stamp.read_text() == pins):
+    installed = json.loads(stamp.read_text()) if stamp.exists() else {}
+    # an install that has every pin (an older one may hold more) is reused: no registry needed
+    if any(installed.get(name) != version for name, version in NPM_PACKAGES.items()):
         npm = shutil.which("npm")
         if npm is None:
             raise BuildError(
-                "npm not found: the slides' reveal.js, MathJax and widget renderer are installed "
+                "npm not found: the slides' reveal.js, MathJax, require.js and jQuery are installed "
                 "with npm. Install Node.js and npm (Debian/Ubuntu: sudo apt-get install npm; "
                 "macOS: brew install node) and run `make lecture` again."
             )
@@ -120,40 +130,21 @@ def install_assets(out: Path) -> None:
         _copy(nm / "mathjax" / part, assets / "mathjax" / part)
     _copy(nm / "requirejs" / "require.js", assets / "requirejs" / "require.js")
     _copy(nm / "jquery" / "dist" / "jquery.min.js", assets / "jquery" / "jquery.min.js")
-    # The widget renderer finds its icon fonts next to the AMD module ids it defines
-    # (@jupyter-widgets/...), relative to the page, so it keeps npm's layout under <out>/.
-    manager = out / "@jupyter-widgets"
-    _copy(nm / "@jupyter-widgets" / "html-manager" / "dist", manager / "html-manager" / "dist",
-          ("*.map", "embed.js*", "libembed-amd.js"))
-    for font in (manager / "html-manager" / "dist").iterdir():
-        if font.suffix in {".woff", ".woff2", ".ttf", ".eot", ".svg"}:
-            _copy(font, manager / font.name)
 
 
 # ------------------------------------------------------------------------------- execution
 def execute(path: Path) -> nbformat.NotebookNode:
-    """Run a copy of the notebook in its own folder; raise BuildError naming the failing cell."""
+    """Run a copy of the notebook in its own folder, panels as stills; raise BuildError naming
+    the failing cell."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            store_widget_state=True,
-                            resources={"metadata": {"path": str(path.parent)}})
-    current = {"index": None}
-
-    def on_cell_start(cell, cell_index, **_):
-        current["index"] = cell_index
-
-    client.on_cell_start = on_cell_start
+    source = {i: cell.source for i, cell in enumerate(nb.cells)}
     try:
-        client.execute()
-    except CellExecutionError as err:
-        index = current["index"]
-        source = nb.cells[index].source if index is not None else ""
-        first = "\n".join("    " + line for line in source.splitlines()[:6])
+        return execute_with_stills(nb, path.parent, page_name(path, title_of(nb, path.stem)),
+                                   CELL_TIMEOUT)
+    except CellError as err:
+        first = "\n".join("    " + line for line in source.get(err.index, "").splitlines()[:6])
         shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-        raise BuildError(
-            f"{shown}: cell {index} failed with {err.ename}: {err.evalue}\n{first}"
-        ) from None
-    return nb
+        raise BuildError(f"{shown}: {err}\n{first}") from None
 
 
 def slides_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -178,6 +169,14 @@ def _exporters() -> tuple[HTMLExporter, SlidesExporter]:
         exporter.mermaid_js_url = MERMAID_STUB
         exporter.mermaid_layout_elk_js_url = ""
     return page, deck
+
+
+def with_style(body: str) -> str:
+    """The page with ``lecture.css`` last in its head (after the reveal.js theme it overrides)."""
+    if "</head>" not in body:
+        raise BuildError("nbconvert wrote a page without </head>; tools/lecture.css has no place")
+    style = f"<style>/* {STYLE.name} */\n{STYLE.read_text(encoding='utf-8')}</style>\n"
+    return body.replace("</head>", style + "</head>", 1)
 
 
 def title_of(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -235,9 +234,9 @@ def build(notebooks: list[Path], out: Path) -> None:
         nbformat.write(nb, out / "notebooks" / f"{name}.ipynb")
         resources = {"metadata": {"name": name}}
         body, _ = page.from_notebook_node(nb, resources=dict(resources))
-        (out / f"{name}.html").write_text(body, encoding="utf-8")
+        (out / f"{name}.html").write_text(with_style(body), encoding="utf-8")
         body, _ = deck.from_notebook_node(slides_copy(nb), resources=dict(resources))
-        (out / f"{name}.slides.html").write_text(body, encoding="utf-8")
+        (out / f"{name}.slides.html").write_text(with_style(body), encoding="utf-8")
         timings[name] = {"title": title_of(nb, name), "seconds": round(seconds, 1)}
         timings_file.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
     write_index(out, timings)
