@@ -53,7 +53,7 @@ from .localization import GrabCutResult, box_iou, grabcut_from_saliency, mask_io
 from .models import DEFAULT_MODEL, Classifier, Prediction, available_models, load_model
 from .optimize import OptimizationResult, OptimizerName, Parametrization, Schedule, optimize_image
 from .parametrization import FourierImage, PixelImage
-from .relu_rules import RULES, Rule, relu_rule
+from .relu_rules import RULES, Rule, count_relu_calls, relu_rule
 from .sanity import cascading_randomization, rank_correlation
 from .synthesis import RECIPES, Recipe, blur_robustness, synthesize, visualize_class, visualize_neuron
 from .targets import (
@@ -81,7 +81,7 @@ __all__ = [
     # the data gradient and its relatives (02, 05)
     "input_gradient", "saliency_map", "smooth_grad", "guided_backprop", "deconvnet",
     "REDUCTIONS", "SaliencyReduction", "TargetNotPredictedWarning", "RULES", "Rule",
-    "relu_rule", "TinyNet",
+    "relu_rule", "count_relu_calls", "TinyNet",
     # backprop to the image and reconstruction: one loop (01, 04)
     "optimize_image", "OptimizationResult", "Parametrization", "OptimizerName", "Schedule",
     "PixelImage", "FourierImage", "priors",
