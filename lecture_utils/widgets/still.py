@@ -14,7 +14,7 @@ What is read from the panel, so that any panel built from ipywidgets works:
   runs the handlers in this kernel, as a click in the browser would;
 - pictures: every ``Image`` with a value after the run, in the panel's order (empty ones, such
   as a photo drawn only by a run, are left out); an ``HTML`` or ``Label`` right before an image
-  in the same box is its caption;
+  in the same box is its caption. A photograph-like PNG is stored as JPEG when that halves it;
 - settings: every control with a description and a value (dropdowns, sliders, text boxes,
   toggle buttons), as ``description → value`` with the slider's own readout format;
 - status: the other ``HTML`` and ``Label`` values (e.g. "P(goldfish) = 0.97").
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import re
 from dataclasses import dataclass, field
 
@@ -162,8 +163,8 @@ def _captions(panel: W.Widget) -> dict:
 
 
 def _figure(image: W.Image, caption: W.Widget | None) -> str:
-    mime = f"image/{image.format}"
-    data = base64.b64encode(image.value).decode("ascii")
+    mime, value = _compact(f"image/{image.format}", bytes(image.value))
+    data = base64.b64encode(value).decode("ascii")
     width = str(image.width).removesuffix("px")
     size = f' width="{width}"' if width.isdigit() else ""
     text = _plain(caption.value) if caption is not None else ""
@@ -171,6 +172,24 @@ def _figure(image: W.Image, caption: W.Widget | None) -> str:
     return (f'<figure style="margin:0"><img src="data:{mime};base64,{data}"{size} '
             f'alt="{html.escape(text or "panel picture")}" style="max-width:100%;height:auto">'
             f"{label}</figure>")
+
+
+def _compact(mime: str, value: bytes) -> tuple[str, bytes]:
+    """A photograph-like PNG as JPEG (quality 90) when that is under half the size; plots and
+    maps with flat areas stay PNG. Keeps pages small: a 224×224 photo is ~100 kB as PNG."""
+    if mime != "image/png" or len(value) < 30_000:
+        return mime, value
+    from PIL import Image
+
+    with Image.open(io.BytesIO(value)) as picture:
+        if picture.mode == "RGBA" and picture.getchannel("A").getextrema() == (255, 255):
+            picture = picture.convert("RGB")  # matplotlib's opaque figures
+        if picture.mode not in {"RGB", "L"}:
+            return mime, value
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=90)
+    jpeg = buffer.getvalue()
+    return ("image/jpeg", jpeg) if len(jpeg) < len(value) / 2 else (mime, value)
 
 
 def _value(widget: W.Widget) -> str:
