@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # (Re)install when pyproject.toml changes; the stamp records a finished install.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e ".[test,dev,grading]"
+	$(BIN)/python -m pip install -e ".[test,dev,grading,present]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
