@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv lab test lint format clean lecture exercises autograder grade release bench gpu-check
+.PHONY: venv lab present test lint format clean lecture exercises autograder grade release bench gpu-check
 
 # (Re)install when pyproject.toml changes; the stamp records a finished install.
 $(STAMP): pyproject.toml
@@ -39,6 +39,15 @@ LECTURE_DIR ?= build
 
 lecture: venv
 	$(BIN)/python tools/build_lecture.py --out $(LECTURE_DIR) $(NOTEBOOKS)
+
+# The notebooks as live pages on localhost with Voila (tools/present.py): code hidden, panels live,
+# a kernel per browser tab. Each notebook is run once at start so pages open at once; PORT picks
+# the port, DEVICE (cpu, cuda, mps) the kernels' device. Voila, unlike Jupyter, runs as root unasked.
+PORT   ?= 8866
+DEVICE ?=
+
+present: venv
+	$(BIN)/python tools/present.py --port $(PORT) $(if $(DEVICE),--device $(DEVICE)) $(NOTEBOOKS)
 
 # Exercises from one source (python -m grading, the package grading/): otter assign
 # solutions/NN_*.ipynb, then exercises/ (student notebooks, committed) and autograder/NN_*.zip
