@@ -195,12 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (LECTURE_DEVICE)")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):  # its terminal closed
+        signal.signal(sig, signal.default_int_handler)  # clean up as on Ctrl-C
     start = time.monotonic()
     try:
         with serving(notebooks, args.port, args.device, log=lambda m: print(m, flush=True)) as s:
-            print(f"all {len(notebooks)} notebooks ready in {time.monotonic() - start:.0f} s: "
-                  f"open {s.url}  (Ctrl-C stops the server and every kernel)", flush=True)
+            failed = f", {len(s.errors)} failed (above)" if s.errors else ""
+            print(f"{len(notebooks) - len(s.errors)} notebooks ready{failed} in "
+                  f"{time.monotonic() - start:.0f} s: open {s.url}  (Ctrl-C stops the server and "
+                  "every kernel)", flush=True)
             s.process.wait()
             print(f"Voila exited ({s.process.returncode})", file=sys.stderr)
             return 1
