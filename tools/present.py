@@ -260,6 +260,7 @@ def _voila(spec: dict) -> None:
                     raise RuntimeError("the server is stopping")
                 await asyncio.sleep(0.2)
             self.waiting.remove(name)
+            wanted = name in self.wanted
             self.wanted.discard(name)
             self._busy[name] = None
             try:
@@ -269,7 +270,7 @@ def _voila(spec: dict) -> None:
                 report(FAILED, name, f"the kernel did not start: {err}")
                 raise
             self._busy[name] = kernel_id
-            if state[name] == "ready":  # a refill: stay out of the way of the pages in use
+            if state[name] == "ready" and not wanted:  # a refill: leave the pages in use the CPU
                 with contextlib.suppress(OSError, AttributeError):
                     os.setpriority(os.PRIO_PROCESS, self.get_kernel(kernel_id).provisioner.pid, 10)
             return kernel_id
