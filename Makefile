@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv lab present test lint format clean lecture exercises autograder grade release bench gpu-check
+.PHONY: venv lab present test lint format clean lecture notebooks exercises autograder grade release bench gpu-check
 
 # (Re)install when pyproject.toml changes; the stamp records a finished install.
 $(STAMP): pyproject.toml
@@ -39,6 +39,12 @@ LECTURE_DIR ?= build
 
 lecture: venv
 	$(BIN)/python tools/build_lecture.py --out $(LECTURE_DIR) $(NOTEBOOKS)
+
+# Re-execute the committed notebooks in fresh kernels and write them back normalised (tools/notebooks.py):
+# pictures as JPEG, no timestamps, temp paths or widget state beyond the panels. Run it after changing
+# a notebook or what it shows; `python tools/notebooks.py --check` checks the 1.5 MB budget.
+notebooks: venv
+	$(BIN)/python tools/notebooks.py $(NOTEBOOKS)
 
 # The notebooks as live pages on localhost with Voila (tools/present.py): code hidden, panels live,
 # a kernel per browser tab. Each notebook is run once at start so pages open at once; PORT picks
