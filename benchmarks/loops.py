@@ -154,7 +154,7 @@ def _measure(name, ours, bare, device, repeats) -> list:
     ``bare(steps)``."""
     progress(f"loops: {name}")
     result = ours(SHORT)
-    mine = result.probabilities if hasattr(result, "probabilities") else result.code_errors
+    mine = result.code_errors or result.probabilities  # reconstructions, else class models
     agreement = max(abs(a - b) for a, b in zip(mine, bare(SHORT).tolist()))
     calls = {"ours": ours, "bare": bare}
     t = compare({f"{who}, {n}": partial(fn, n) for who, fn in calls.items() for n in (SHORT, LONG)},

@@ -234,10 +234,11 @@ def invert(
         clf, image, code_loss, name="code", maximize=False, steps=s.steps, lr=s.lr,
         optimizer=s.optimizer, momentum=s.momentum, schedule=s.schedule,
         transform=lambda x: priors.jitter(x, s.jitter, generator),
-        penalties={
-            "alpha": lambda x: s.lambda_alpha * priors.alpha_norm(priors.pixel_units(x, clf), s.alpha),
-            "tv": lambda x: s.lambda_tv * priors.total_variation(priors.pixel_units(x, clf), s.beta),
+        penalties={  # on mean-subtracted pixels in 0..255
+            "alpha": lambda u: s.lambda_alpha * priors.alpha_norm(u, s.alpha),
+            "tv": lambda u: s.lambda_tv * priors.total_variation(u, s.beta),
         },
+        penalty_space=lambda x: priors.pixel_units(x, clf),
         project=project, callback=callback, callback_every=callback_every, progress=progress,
         desc=f"inverting {layer}",
     )

@@ -93,6 +93,7 @@ def optimize_image(
     momentum: float = 0.0, schedule: Schedule = "constant",
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     penalties: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+    penalty_space: Callable[[torch.Tensor], torch.Tensor] | None = None,
     project: Callable[[int], None] | None = None,
     callback: Callable[[int, np.ndarray, dict], None] | None = None, callback_every: int = 10,
     progress: bool = True, desc: str = "optimising",
@@ -101,7 +102,9 @@ def optimize_image(
     ``FourierImage`` of N images) so that ``objective(transform(x))``, one value per image
     recorded as ``name``, is as large (``maximize``) or as small as possible, with the
     weighted ``penalties`` (name → function of the untransformed input, ``(N,)``) pulling the
-    other way. ``project(step)`` runs after each update, without gradients.
+    other way. ``penalty_space(x)``, if given, is computed once per step and is what the
+    penalties see (e.g. pixel units). ``project(step)`` runs after each update, without
+    gradients.
 
     ``callback(step, images, history)`` is called after the first step (so a live panel
     shows a picture at once), every ``callback_every`` steps and at the end, with the
@@ -129,8 +132,9 @@ def optimize_image(
         x = image.input()
         value = objective(transform(x))
         total, terms = value, {}
+        space = penalty_space(x) if penalty_space is not None and penalties else x
         for term, penalty in penalties.items():
-            terms[term] = penalty(x)
+            terms[term] = penalty(space)
             total = total - terms[term] if maximize else total + terms[term]
         (-total.sum() if maximize else total.sum()).backward()
         opt.step()

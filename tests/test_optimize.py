@@ -127,3 +127,21 @@ def test_class_models_and_reconstructions_return_one_result_type(linear_clf, clf
     assert b.layer == "blocks.0" and len(b.code_errors) == 1 and not b.scores
     with pytest.raises(AttributeError, match="not a reconstruction"):
         _ = a.code_error
+
+
+def test_penalties_share_one_penalty_space_per_step(linear_clf):
+    """Reconstructions put both priors on the same pixel units: computed once per step, so the
+    gradient is summed where the two priors meet (as the papers' loop does)."""
+    calls = []
+
+    def pixels(x):
+        calls.append(1)
+        return 2 * x
+
+    seen = []
+    optimize_image(linear_clf, _image(linear_clf), lambda x: x.flatten(1).sum(1), name="fit",
+                   maximize=False, steps=3, lr=0.1, optimizer="sgd", penalty_space=pixels,
+                   penalties={"a": lambda u: seen.append(u) or u.flatten(1).sum(1),
+                              "b": lambda u: seen.append(u) or u.flatten(1).sum(1)},
+                   progress=False)
+    assert len(calls) == 3 and seen[0] is seen[1]
