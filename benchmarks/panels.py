@@ -41,7 +41,7 @@ ONE_SHOT = ("Show", "Segment")  # draw one picture at once
 
 # In the page: press the button, then watch the panel's first picture (its preview) and the
 # button's `disabled` flag; resolve with the seconds to each, from the click.
-PRESS = """async ([button, timeout]) => {
+PRESS = """async (button, timeout) => {
     const panel = button.closest('.jp-OutputArea-output') || button.parentElement;
     const preview = panel.querySelector('img');
     return await new Promise((resolve, reject) => {
